@@ -1,0 +1,182 @@
+"""Composition root: settings -> storage -> graph -> services -> bot -> aiohttp app.
+
+No decisions here, only wiring. `python app.py` serves the bot; with no Microsoft credentials it
+runs in dev mode (auth off, SQLite file, the Graph simulator in-process with a seeded directory).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.adapter import BotAuthConfig, create_adapter
+from bot.handler import FreelanceBot
+from bot.http import create_web_app
+from bot.notifier import TeamsNotifier
+from core.clock import Clock, SystemClock
+from core.config import ProgramConfig
+from core.engagements import EngagementService
+from core.provisioning import JobHandlers
+from graph.client import GraphSettings, build_graph_client, close_graph_client
+from graph.dev_seed import DEV_TENANT_ID, seed_dev_directory
+from graph.directory import GraphDirectory
+from graph.rate_limits import DOCUMENTED_LIMITS, GraphPacer
+from graph.simulator import GraphSimulator
+from jobs.backoff import Backoff
+from jobs.worker import Worker, WorkerConfig
+from settings import Settings, SettingsError
+from storage.repositories import SqlStorage, open_storage
+
+log = logging.getLogger("freelance_connector")
+
+# Dev mode's simulator accepts any bearer token; this one only proves a header was sent.
+DEV_GRAPH_TOKEN = "dev-mode-token"
+
+
+@dataclass
+class Components:
+    """What a running app is made of; tests reach the parts through `app[COMPONENTS]`."""
+
+    settings: Settings
+    storage: SqlStorage
+    service: EngagementService
+    handlers: JobHandlers
+    worker: Worker
+    bot: FreelanceBot
+    simulator: GraphSimulator | None
+
+
+COMPONENTS = web.AppKey("components", Components)
+
+
+async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    clock = clock or SystemClock()
+    storage = await open_storage(settings.database_url)
+
+    simulator: GraphSimulator | None = None
+    if not settings.dev_mode:
+        graph_settings = GraphSettings(
+            base_url=settings.graph_base_url or GraphSettings().base_url,
+            tenant_id=settings.graph_tenant_id or None,
+            client_id=settings.graph_client_id or None,
+            client_secret=settings.graph_client_secret or None,
+            certificate_path=settings.graph_certificate_path or None,
+            use_managed_identity=settings.graph_use_managed_identity,
+            static_token=settings.graph_token or None,
+            request_timeout_s=settings.graph_timeout_s,
+        )
+    else:
+        simulator = GraphSimulator(
+            tenant_id=DEV_TENANT_ID,
+            replication_delay_s=settings.dev_graph_replication_delay_s,
+            limits=DOCUMENTED_LIMITS if settings.dev_graph_throttle else None,
+        )
+        seed_dev_directory(simulator)
+        base_url = await simulator.start(port=settings.dev_graph_port)
+        graph_settings = GraphSettings(
+            base_url=base_url,
+            static_token=DEV_GRAPH_TOKEN,
+            request_timeout_s=settings.graph_timeout_s,
+        )
+    pacer = (
+        GraphPacer(DOCUMENTED_LIMITS.scaled(settings.graph_rate_limit_share))
+        if settings.graph_rate_limit
+        else None
+    )
+    graph_client = build_graph_client(graph_settings, pacer=pacer)
+    directory = GraphDirectory(graph_client)
+
+    config = ProgramConfig(
+        admin_ids=settings.admin_ids,
+        default_approver_id=settings.default_approver or None,
+        invite_redirect_url=settings.invite_redirect_url,
+        max_attempts=settings.job_max_attempts,
+    )
+    adapter = create_adapter(
+        BotAuthConfig(
+            app_id=settings.app_id,
+            app_password=settings.app_password,
+            app_type=settings.app_type,
+            app_tenant_id=settings.app_tenant_id,
+            openid_metadata_url=settings.openid_metadata_url or None,
+            channel_login_url=settings.channel_login_url or None,
+        )
+    )
+    service = EngagementService(storage, clock, config)
+    notifier = TeamsNotifier(adapter, storage, bot_app_id=settings.app_id)
+    handlers = JobHandlers(storage, directory, notifier, clock, config)
+    worker = Worker(
+        storage.jobs,
+        handlers,
+        clock,
+        WorkerConfig(
+            concurrency=settings.worker_concurrency,
+            poll_interval_s=settings.worker_poll_interval_s,
+            lease_s=settings.job_lease_s,
+            max_attempts=settings.job_max_attempts,
+            backoff=Backoff(base_s=settings.job_retry_base_s, cap_s=settings.job_retry_max_s),
+            replication_max_attempts=settings.job_replication_max_attempts,
+            replication_backoff=Backoff(
+                base_s=settings.job_replication_retry_base_s, cap_s=settings.job_retry_max_s
+            ),
+        ),
+    )
+    bot = FreelanceBot(service, clock, on_work_enqueued=worker.wake)
+    app = create_web_app(adapter, bot)
+    app[COMPONENTS] = Components(settings, storage, service, handlers, worker, bot, simulator)
+
+    async def start_worker(_app: web.Application) -> None:
+        if settings.worker_enabled:
+            worker.start()
+
+    async def shut_down(_app: web.Application) -> None:
+        await worker.stop()
+        # The worker may have sent during stop(); close the outbound session after it.
+        await adapter.close()
+        await close_graph_client(graph_client)
+        await storage.close()
+        if simulator is not None:
+            await simulator.stop()
+
+    app.on_startup.append(start_worker)
+    app.on_cleanup.append(shut_down)
+    return app
+
+
+def dev_mode_banner(settings: Settings) -> str:
+    endpoint = f"http://127.0.0.1:{settings.port}/api/messages"
+    return (
+        "Freelance Connector is running in DEV MODE: bot auth is off and Microsoft Graph is "
+        "the in-process simulator with a seeded directory.\n"
+        f"  Bot endpoint: {endpoint}\n"
+        "  Chat with it in the Microsoft 365 Agents Playground (another terminal):\n"
+        "    TEAMSAPPTESTER_BROWSER=none npx --yes @microsoft/m365agentsplayground "
+        f"-e {endpoint} -c msteams -p 56150 --dt\n"
+        "  then open http://localhost:56150 in a browser. See README.md, 'Chat with the bot'."
+    )
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as problem:
+        print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # msrest warns on every Teams field botbuilder's models lack (e.g. an invoke's `trigger`).
+    logging.getLogger("msrest.serialization").setLevel(logging.ERROR)
+    if settings.dev_mode:
+        print(dev_mode_banner(settings), flush=True)
+    elif not settings.auth_enabled:
+        log.warning("ALLOW_UNAUTHENTICATED is on: inbound requests are NOT authenticated.")
+    web.run_app(build_app(settings), host=settings.host, port=settings.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

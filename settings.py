@@ -1,0 +1,222 @@
+"""Every setting of the app, read from environment variables (names in the README).
+
+Only app.py and tests import this module; packages receive plain values or small config objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/freelance-connector.db"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+def _split_ids(value: object) -> object:
+    if isinstance(value, str):
+        return frozenset(
+            part.strip() for part in value.replace(";", ",").split(",") if part.strip()
+        )
+    return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Bot Framework (names as Azure Bot Service and the Bot Framework samples use them).
+    app_id: str = ""
+    app_password: str = Field(default="", repr=False)
+    app_type: str = "MultiTenant"
+    app_tenant_id: str = ""
+    openid_metadata_url: str = ""
+    channel_login_url: str = ""
+
+    # Microsoft Graph.
+    graph_base_url: str = ""
+    graph_token: str = Field(default="", repr=False)
+    graph_tenant_id: str = ""
+    graph_client_id: str = ""
+    graph_client_secret: str = Field(default="", repr=False)
+    graph_certificate_path: str = ""
+    graph_use_managed_identity: bool = False
+    # Client-side pacing at Graph's documented limits (graph/rate_limits.py), and this
+    # replica's share of them (1 / number of replicas that call Graph for the same tenant).
+    graph_rate_limit: bool = True
+    graph_rate_limit_share: float = Field(default=1.0, gt=0, le=1)
+    graph_timeout_s: float = Field(default=30.0, gt=0)
+
+    # Program.
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_ids: frozenset[str] = frozenset()
+    default_approver: str = ""
+    invite_redirect_url: str = "https://teams.microsoft.com"
+
+    # Server and worker.
+    host: str = "127.0.0.1"
+    port: int = Field(default=3978, ge=0, le=65535)
+    worker_enabled: bool = True
+    # Jobs waiting for Graph's rate limits hold a slot, so this is well above the CPU count.
+    worker_concurrency: int = Field(default=32, ge=1, le=256)
+    worker_poll_interval_s: float = Field(default=0.5, gt=0)
+    job_lease_s: float = Field(default=60.0, gt=0)
+    job_max_attempts: int = Field(default=8, ge=1)
+    job_retry_base_s: float = Field(default=2.0, ge=0)
+    job_retry_max_s: float = Field(default=300.0, gt=0)
+    job_replication_retry_base_s: float = Field(default=10.0, ge=0)
+    job_replication_max_attempts: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+
+    # Accept unauthenticated requests while talking to a real Graph (a local stand-in is fine
+    # without this). Only for isolated test rigs: anyone who can reach the port could act as
+    # any user.
+    allow_unauthenticated: bool = False
+
+    # Dev mode only: the in-process Graph simulator.
+    dev_graph_port: int = Field(default=0, ge=0, le=65535)
+    dev_graph_replication_delay_s: float = Field(default=0.0, ge=0)
+    dev_graph_throttle: bool = True
+
+    _split = field_validator("admin_ids", mode="before")(_split_ids)
+
+    @field_validator("app_type")
+    @classmethod
+    def _known_app_type(cls, value: str) -> str:
+        allowed = {"MultiTenant", "SingleTenant", "UserAssignedMSI"}
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(sorted(allowed))}")
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.app_id)
+
+    @property
+    def graph_configured(self) -> bool:
+        return bool(self.graph_base_url or self._graph_credentials)
+
+    @property
+    def _graph_credentials(self) -> list[str]:
+        chosen = {
+            "GRAPH_TOKEN": bool(self.graph_token),
+            "GRAPH_CLIENT_SECRET": bool(self.graph_client_secret),
+            "GRAPH_CERTIFICATE_PATH": bool(self.graph_certificate_path),
+            "GRAPH_USE_MANAGED_IDENTITY": self.graph_use_managed_identity,
+        }
+        return [name for name, given in chosen.items() if given]
+
+    @property
+    def dev_mode(self) -> bool:
+        """Neither bot credentials nor Graph configured: auth off and the Graph simulator
+        in-process. Configuring only one of the two is an error, never a silent fallback."""
+        return not self.auth_enabled and not self.graph_configured
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field_name, env_name in ENV_NAMES.items():
+            raw = env.get(env_name)
+            if raw is not None and raw.strip() != "":
+                values[field_name] = raw.strip()
+        try:
+            settings = cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                name = ENV_NAMES.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else ""
+                problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+            raise SettingsError("Invalid settings: " + "; ".join(problems)) from None
+        settings.check_consistency()
+        return settings
+
+    def check_consistency(self) -> None:
+        if self.auth_enabled and not self.graph_configured:
+            raise SettingsError(
+                "MicrosoftAppId is set but Microsoft Graph is not configured: set "
+                "GRAPH_TENANT_ID, GRAPH_CLIENT_ID and one credential (GRAPH_CLIENT_SECRET, "
+                "GRAPH_CERTIFICATE_PATH or GRAPH_USE_MANAGED_IDENTITY). The Graph simulator "
+                "only runs in dev mode, with neither set."
+            )
+        credentials = self._graph_credentials
+        if len(credentials) > 1:
+            raise SettingsError(
+                "Set only one Graph credential; found " + ", ".join(credentials) + "."
+            )
+        if self.graph_base_url and not credentials:
+            raise SettingsError(
+                "GRAPH_BASE_URL is set but no Graph credential is: set GRAPH_TOKEN for a local "
+                "stand-in, or GRAPH_CLIENT_SECRET, GRAPH_CERTIFICATE_PATH or "
+                "GRAPH_USE_MANAGED_IDENTITY."
+            )
+        if self.graph_configured and not self.auth_enabled and not self.allow_unauthenticated:
+            raise SettingsError(
+                "Microsoft Graph is configured but MicrosoftAppId is not, so anyone who can "
+                "reach the bot could act as any user. Set MicrosoftAppId and "
+                "MicrosoftAppPassword, or ALLOW_UNAUTHENTICATED=true for an isolated test rig."
+            )
+        if self.auth_enabled and self.app_type != "UserAssignedMSI" and not self.app_password:
+            raise SettingsError(
+                "MicrosoftAppPassword is required when MicrosoftAppId is set "
+                "(or set MicrosoftAppType=UserAssignedMSI)."
+            )
+        if self.app_type == "SingleTenant" and self.auth_enabled and not self.app_tenant_id:
+            raise SettingsError(
+                "MicrosoftAppTenantId is required when MicrosoftAppType is SingleTenant."
+            )
+        uses_secret = bool(self.graph_client_secret or self.graph_certificate_path)
+        if uses_secret and not (self.graph_tenant_id and self.graph_client_id):
+            raise SettingsError(
+                "GRAPH_TENANT_ID and GRAPH_CLIENT_ID are required with GRAPH_CLIENT_SECRET or "
+                "GRAPH_CERTIFICATE_PATH."
+            )
+        if self.graph_certificate_path and not Path(self.graph_certificate_path).is_file():
+            raise SettingsError(
+                f"GRAPH_CERTIFICATE_PATH: no file at {self.graph_certificate_path}."
+            )
+
+
+# Field name -> environment variable. The README's settings table lists the same names.
+ENV_NAMES: dict[str, str] = {
+    "app_id": "MicrosoftAppId",
+    "app_password": "MicrosoftAppPassword",
+    "app_type": "MicrosoftAppType",
+    "app_tenant_id": "MicrosoftAppTenantId",
+    "openid_metadata_url": "BOT_OPENID_METADATA_URL",
+    "channel_login_url": "BOT_CHANNEL_LOGIN_URL",
+    "graph_base_url": "GRAPH_BASE_URL",
+    "graph_token": "GRAPH_TOKEN",
+    "graph_tenant_id": "GRAPH_TENANT_ID",
+    "graph_client_id": "GRAPH_CLIENT_ID",
+    "graph_client_secret": "GRAPH_CLIENT_SECRET",
+    "graph_certificate_path": "GRAPH_CERTIFICATE_PATH",
+    "graph_use_managed_identity": "GRAPH_USE_MANAGED_IDENTITY",
+    "graph_rate_limit": "GRAPH_RATE_LIMIT",
+    "graph_rate_limit_share": "GRAPH_RATE_LIMIT_SHARE",
+    "graph_timeout_s": "GRAPH_TIMEOUT_S",
+    "database_url": "DATABASE_URL",
+    "admin_ids": "ADMIN_IDS",
+    "default_approver": "DEFAULT_APPROVER",
+    "invite_redirect_url": "INVITE_REDIRECT_URL",
+    "host": "HOST",
+    "port": "PORT",
+    "worker_enabled": "WORKER_ENABLED",
+    "worker_concurrency": "WORKER_CONCURRENCY",
+    "worker_poll_interval_s": "WORKER_POLL_INTERVAL_S",
+    "job_lease_s": "JOB_LEASE_S",
+    "job_max_attempts": "JOB_MAX_ATTEMPTS",
+    "job_retry_base_s": "JOB_RETRY_BASE_S",
+    "job_retry_max_s": "JOB_RETRY_MAX_S",
+    "job_replication_retry_base_s": "JOB_REPLICATION_RETRY_BASE_S",
+    "job_replication_max_attempts": "JOB_REPLICATION_MAX_ATTEMPTS",
+    "log_level": "LOG_LEVEL",
+    "allow_unauthenticated": "ALLOW_UNAUTHENTICATED",
+    "dev_graph_port": "DEV_GRAPH_PORT",
+    "dev_graph_replication_delay_s": "DEV_GRAPH_REPLICATION_DELAY_S",
+    "dev_graph_throttle": "DEV_GRAPH_THROTTLE",
+}

@@ -1,0 +1,28 @@
+"""Names of audited actions, so that the log is queryable and consistent."""
+
+from __future__ import annotations
+
+SYSTEM_ACTOR_ID = "system"
+SYSTEM_ACTOR_NAME = "Freelance Connector"
+
+ENGAGEMENT_SUBMITTED = "engagement.submitted"
+ENGAGEMENT_APPROVED = "engagement.approved"
+ENGAGEMENT_REJECTED = "engagement.rejected"
+DECISION_REFUSED = "engagement.decision_refused"
+VIEW_REFUSED = "engagement.view_refused"
+APPROVAL_ROUTED = "approval.routed"
+APPROVAL_CARD_SENT = "approval.card_sent"
+APPROVAL_CARD_UNDELIVERABLE = "approval.card_undeliverable"
+APPROVAL_ROUTING_FAILED = "approval.routing_failed"
+GRAPH_CHANNEL_CREATED = "graph.channel_created"
+GRAPH_CHANNEL_ADOPTED = "graph.channel_found"
+GRAPH_GUEST_INVITED = "graph.guest_invited"
+GRAPH_GUEST_REUSED = "graph.guest_reused"
+GRAPH_TEAM_MEMBER_ADDED = "graph.team_member_added"
+GRAPH_CHANNEL_MEMBER_ADDED = "graph.channel_member_added"
+WELCOME_POSTED = "teams.welcome_posted"
+PROVISIONING_COMPLETED = "provisioning.completed"
+PROVISIONING_FAILED = "provisioning.failed"
+PROVISIONING_RETRIED = "provisioning.retried"
+NOTICE_UNDELIVERABLE = "notice.undeliverable"
+COMMAND_PREFIX = "command."

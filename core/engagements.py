@@ -1,0 +1,444 @@
+"""Use cases that run inside a turn: installs, intake submission, decisions, lists.
+
+None of them calls Graph or the Bot Connector: they change the database and enqueue jobs in the
+same transaction (acknowledge fast, work durably).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from core import audit_actions as A
+from core import texts
+from core.clock import Clock
+from core.config import ProgramConfig
+from core.errors import (
+    DuplicateSubmission,
+    InvalidTransition,
+    NotAuthorised,
+    NotFound,
+    StaleVersion,
+)
+from core.intake import FIELD_CHANNEL_NAME, FieldErrors, parse_intake
+from core.model import (
+    Actor,
+    AuditOutcome,
+    AuditRecord,
+    Engagement,
+    EngagementState,
+    JobKind,
+    NewJob,
+    Notice,
+    TeamInstallation,
+    UserConversation,
+    engagement_ref,
+)
+from core.ports import Storage, Transaction
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """The engagement as stored after the attempt, and a message for the clicker if the
+    attempt changed nothing (already decided, not theirs, missing reason)."""
+
+    engagement: Engagement
+    message: str | None = None
+    changed: bool = False
+
+
+T = TypeVar("T")
+
+DECISION_ATTEMPTS = 5
+# The memo is per process; replicas each re-check a user at most every SEEN_MEMO_TTL.
+SEEN_MEMO_TTL = timedelta(minutes=10)
+SEEN_MEMO_SIZE = 10_000
+MAX_REASON_LENGTH = 500
+# Engagements whose channel name is taken in their team (rejected ones never made a channel).
+CHANNEL_NAME_HOLDING_STATES = tuple(
+    s for s in EngagementState if s is not EngagementState.REJECTED
+)
+
+
+@dataclass(frozen=True)
+class Submission:
+    engagement: Engagement
+    created: bool  # False: this submission was seen before, nothing new was stored
+
+
+class EngagementService:
+    def __init__(self, storage: Storage, clock: Clock, config: ProgramConfig) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._config = config
+        # aad_id -> (what we last stored or found for them, when): skips unchanged users.
+        self._seen: OrderedDict[str, tuple[UserConversation, datetime]] = OrderedDict()
+
+    # --- installs ---------------------------------------------------------------------------
+
+    async def record_user_install(self, conversation: UserConversation) -> int:
+        """Remember the user's chat; re-route approvals that were waiting for this user.
+        Returns how many approval cards were queued for delivery."""
+        async with self._storage.transaction() as tx:
+            await self._remember_user(tx, conversation)
+            waiting = await tx.engagements.list_awaiting_approval_card(conversation.aad_id)
+            for engagement in waiting:
+                await tx.jobs.enqueue(route_approval_job(engagement))
+            await tx.commit()
+        return len(waiting)
+
+    async def record_user_seen(self, conversation: UserConversation) -> None:
+        """Remember how to reach a user who wrote to the bot. This runs on every message, so a
+        user seen unchanged recently costs no database round trip at all."""
+        now = self._clock.now()
+        recent = self._seen.get(conversation.aad_id)
+        if recent is not None and recent[0] == conversation and now - recent[1] < SEEN_MEMO_TTL:
+            return
+        async with self._storage.transaction() as tx:
+            if await self._remember_user(tx, conversation):
+                await tx.commit()
+        self._seen[conversation.aad_id] = (conversation, now)
+        self._seen.move_to_end(conversation.aad_id)
+        while len(self._seen) > SEEN_MEMO_SIZE:
+            self._seen.popitem(last=False)
+
+    async def _remember_user(self, tx: Transaction, conversation: UserConversation) -> bool:
+        known = await tx.conversations.get_user(conversation.aad_id)
+        if known is not None:
+            # A channel message tells us less than the personal chat we already know of.
+            if known.reference and not conversation.reference:
+                return False
+            if known == conversation:
+                return False
+        await tx.conversations.save_user(conversation)
+        return True
+
+    async def record_team_install(self, team: TeamInstallation) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.conversations.save_team(team)
+            await tx.commit()
+
+    async def list_teams(self, tenant_id: str) -> Sequence[TeamInstallation]:
+        async with self._storage.transaction() as tx:
+            return await tx.conversations.list_teams(tenant_id)
+
+    async def team_for_thread(self, team_thread_id: str) -> TeamInstallation | None:
+        async with self._storage.transaction() as tx:
+            return await tx.conversations.get_team_by_thread(team_thread_id)
+
+    # --- intake -----------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        actor: Actor,
+        tenant_id: str,
+        values: Mapping[str, Any],
+        *,
+        submission_key: str | None = None,
+    ) -> Submission:
+        """Validate the intake card's values and create the engagement.
+
+        `submission_key` identifies the card submission: the same key again (Teams re-delivers
+        a slow turn; users double-click) returns the engagement it made instead of a second.
+        Raises core.intake.FieldErrors (nothing stored) when a field is wrong."""
+        if submission_key is not None:
+            earlier = await self._by_submission_key(submission_key)
+            if earlier is not None:
+                return Submission(earlier, created=False)
+        try:
+            return Submission(await self._create(actor, tenant_id, values, submission_key), True)
+        except DuplicateSubmission:
+            assert submission_key is not None
+            earlier = await self._by_submission_key(submission_key)
+            if earlier is None:  # pragma: no cover - the other transaction committed it
+                raise
+            return Submission(earlier, created=False)
+
+    async def _by_submission_key(self, submission_key: str) -> Engagement | None:
+        async with self._storage.transaction() as tx:
+            return await tx.engagements.get_by_submission_key(submission_key)
+
+    async def _create(
+        self,
+        actor: Actor,
+        tenant_id: str,
+        values: Mapping[str, Any],
+        submission_key: str | None,
+    ) -> Engagement:
+        now = self._clock.now()
+        async with self._storage.transaction() as tx:
+            teams = {t.aad_group_id: t for t in await tx.conversations.list_teams(tenant_id)}
+            form = parse_intake(dict(values), now=now, allowed_team_ids=set(teams))
+            same_name = await tx.engagements.find_by_channel_name(
+                form.team_id, form.channel_name, states=CHANNEL_NAME_HOLDING_STATES
+            )
+            if same_name is not None:
+                raise FieldErrors(
+                    {FIELD_CHANNEL_NAME: texts.ERR_CHANNEL_IN_USE.format(ref=same_name.ref)}
+                )
+            engagement = await tx.engagements.add(
+                Engagement(
+                    requester_id=actor.aad_id,
+                    requester_name=actor.name,
+                    tenant_id=tenant_id,
+                    project_title=form.project_title,
+                    description=form.description,
+                    freelancer_name=form.freelancer_name,
+                    freelancer_email=str(form.freelancer_email).lower(),
+                    start_date=form.start_date,
+                    end_date=form.end_date,
+                    team_id=form.team_id,
+                    team_name=teams[form.team_id].name,
+                    channel_name=form.channel_name,
+                    created_at=now,
+                    updated_at=now,
+                    submission_key=submission_key,
+                )
+            )
+            await tx.jobs.enqueue(route_approval_job(engagement))
+            await self._audit(tx, actor, A.ENGAGEMENT_SUBMITTED, engagement.id)
+            await tx.commit()
+        return engagement
+
+    # --- decisions --------------------------------------------------------------------------
+
+    async def approve(self, engagement_id: int, actor: Actor) -> DecisionOutcome:
+        return await self._decide(engagement_id, actor, approve=True, reason=None)
+
+    async def reject(self, engagement_id: int, actor: Actor, reason: str) -> DecisionOutcome:
+        reason = reason.strip()
+        if len(reason) > MAX_REASON_LENGTH:
+            engagement = await self.get(engagement_id)
+            return DecisionOutcome(
+                engagement, texts.REJECT_REASON_TOO_LONG.format(max=MAX_REASON_LENGTH)
+            )
+        return await self._decide(engagement_id, actor, approve=False, reason=reason)
+
+    async def _decide(
+        self, engagement_id: int, actor: Actor, *, approve: bool, reason: str | None
+    ) -> DecisionOutcome:
+        # Writes that are not decisions (the worker recording the approval card, say) also bump
+        # the version. Losing to one of those must not refuse the decision, so re-read and
+        # decide again; a concurrent *decision* is then caught by the refusal check.
+        outcome = await self._until_no_conflict(
+            lambda: self._try_decide(engagement_id, actor, approve=approve, reason=reason)
+        )
+        if outcome is None:
+            engagement = await self.get(engagement_id)
+            return DecisionOutcome(engagement, texts.DECISION_BUSY.format(ref=engagement.ref))
+        return outcome
+
+    async def _try_decide(
+        self, engagement_id: int, actor: Actor, *, approve: bool, reason: str | None
+    ) -> DecisionOutcome:
+        now = self._clock.now()
+        async with self._storage.transaction() as tx:
+            engagement = await self._get(tx, engagement_id)
+            refusal = self._decision_refusal(engagement, actor)
+            if refusal is None and not approve and not reason:
+                return DecisionOutcome(engagement, texts.REJECT_REASON_REQUIRED)
+            if refusal is not None:
+                await self._audit(
+                    tx, actor, A.DECISION_REFUSED, engagement_id, AuditOutcome.REFUSED, refusal
+                )
+                await tx.commit()
+                return DecisionOutcome(engagement, refusal)
+
+            engagement.transition(
+                EngagementState.PROVISIONING if approve else EngagementState.REJECTED, now
+            )
+            engagement.decided_by_id = actor.aad_id
+            engagement.decided_by_name = actor.name
+            engagement.decided_at = now
+            engagement.decision_reason = reason
+            engagement = await tx.engagements.update(engagement)  # compare-and-set
+            if approve:
+                await tx.jobs.enqueue(provision_job(engagement))
+                await enqueue_notice(tx, engagement, engagement.requester_id, Notice.APPROVED)
+            else:
+                await enqueue_notice(tx, engagement, engagement.requester_id, Notice.REJECTED)
+            action = A.ENGAGEMENT_APPROVED if approve else A.ENGAGEMENT_REJECTED
+            await self._audit(tx, actor, action, engagement_id, detail=reason or "")
+            await tx.commit()
+        return DecisionOutcome(engagement, changed=True)
+
+    def _decision_refusal(self, engagement: Engagement, actor: Actor) -> str | None:
+        if engagement.state is not EngagementState.PENDING_APPROVAL:
+            if engagement.decided_by_name:
+                verb = (
+                    texts.DECIDED_VERB_REJECTED
+                    if engagement.state is EngagementState.REJECTED
+                    else texts.DECIDED_VERB_APPROVED
+                )
+                return texts.ALREADY_DECIDED.format(state=verb, name=engagement.decided_by_name)
+            return texts.NOT_PENDING.format(
+                ref=engagement.ref, state=texts.STATE_LABELS[engagement.state.value]
+            )
+        if engagement.approver_id is None or engagement.approver_id != actor.aad_id:
+            return texts.NOT_YOUR_DECISION.format(
+                approver=engagement.approver_name or "the designated approver", ref=engagement.ref
+            )
+        return None
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def get(self, engagement_id: int) -> Engagement:
+        async with self._storage.transaction() as tx:
+            return await self._get(tx, engagement_id)
+
+    def may_view(self, engagement: Engagement, actor: Actor, tenant_id: str) -> bool:
+        """Only the people involved, and admins, of the engagement's own tenant see it."""
+        if engagement.tenant_id != tenant_id:
+            return False
+        involved = {engagement.requester_id, engagement.approver_id, engagement.decided_by_id}
+        return actor.aad_id in involved or self._config.is_admin(actor.aad_id)
+
+    async def view(self, engagement_id: int, actor: Actor, tenant_id: str) -> Engagement:
+        """The engagement, for someone allowed to see it; NotFound otherwise (not even its
+        existence is revealed to others)."""
+        engagement = await self.get(engagement_id)
+        if not self.may_view(engagement, actor, tenant_id):
+            async with self._storage.transaction() as tx:
+                await self._audit(
+                    tx, actor, A.VIEW_REFUSED, engagement_id, AuditOutcome.REFUSED, "not involved"
+                )
+                await tx.commit()
+            raise NotFound(texts.ENGAGEMENT_NOT_FOUND.format(ref=engagement.ref))
+        return engagement
+
+    async def list_mine(self, actor: Actor, *, limit: int = 20) -> Sequence[Engagement]:
+        async with self._storage.transaction() as tx:
+            return await tx.engagements.list_by_requester(actor.aad_id, limit=limit)
+
+    async def list_pending(self, actor: Actor, *, limit: int = 50) -> Sequence[Engagement]:
+        """Admins only: raises NotAuthorised (and audits the refusal) for anyone else."""
+        async with self._storage.transaction() as tx:
+            if not self._config.is_admin(actor.aad_id):
+                await self._audit(
+                    tx,
+                    actor,
+                    A.COMMAND_PREFIX + "pending",
+                    None,
+                    AuditOutcome.REFUSED,
+                    "not admin",
+                )
+                await tx.commit()
+                raise NotAuthorised(texts.ADMIN_ONLY.format(command="/pending"))
+            pending = await tx.engagements.list_by_state(
+                [EngagementState.PENDING_APPROVAL], limit=limit
+            )
+            await self._audit(tx, actor, A.COMMAND_PREFIX + "pending", None)
+            await tx.commit()
+            return pending
+
+    def is_admin(self, actor: Actor) -> bool:
+        return self._config.is_admin(actor.aad_id)
+
+    # --- admin: retry -----------------------------------------------------------------------
+
+    async def retry_provisioning(self, engagement_id: int, actor: Actor) -> Engagement:
+        """Admins only: a `provisioning_failed` engagement goes back to `provisioning` and the
+        job for its next step is queued. Steps are recorded as they finish, so the job starts
+        with the step that failed and redoes nothing. Refusals are audited and raise
+        NotAuthorised, NotFound or InvalidTransition; nothing changes then."""
+        retried = await self._until_no_conflict(lambda: self._try_retry(engagement_id, actor))
+        if retried is None:
+            raise StaleVersion(texts.DECISION_BUSY.format(ref=engagement_ref(engagement_id)))
+        return retried
+
+    async def _try_retry(self, engagement_id: int, actor: Actor) -> Engagement:
+        action = A.COMMAND_PREFIX + "retry"
+        async with self._storage.transaction() as tx:
+            if not self._config.is_admin(actor.aad_id):
+                await self._audit(
+                    tx, actor, action, engagement_id, AuditOutcome.REFUSED, "not admin"
+                )
+                await tx.commit()
+                raise NotAuthorised(texts.ADMIN_ONLY.format(command="/retry"))
+            engagement = await self._get(tx, engagement_id)
+            if engagement.state is not EngagementState.PROVISIONING_FAILED:
+                await self._audit(
+                    tx,
+                    actor,
+                    action,
+                    engagement_id,
+                    AuditOutcome.REFUSED,
+                    f"state {engagement.state.value}",
+                )
+                await tx.commit()
+                raise InvalidTransition(
+                    texts.RETRY_NOT_FAILED.format(ref=engagement.ref, state=engagement.state.value)
+                )
+            previous = engagement.failure_reason or ""
+            engagement.transition(EngagementState.PROVISIONING, self._clock.now())
+            engagement.failure_reason = None
+            engagement = await tx.engagements.update(engagement)  # compare-and-set
+            await tx.jobs.enqueue(provision_job(engagement))
+            await enqueue_notice(
+                tx, engagement, engagement.requester_id, Notice.PROVISIONING_RETRIED
+            )
+            await self._audit(
+                tx, actor, A.PROVISIONING_RETRIED, engagement_id, detail=previous[:500]
+            )
+            await tx.commit()
+            return engagement
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _until_no_conflict(self, attempt: Callable[[], Awaitable[T]]) -> T | None:
+        """Run `attempt` (one transaction ending in a compare-and-set) again while it loses to
+        a concurrent write, re-reading each time; None if it kept losing."""
+        for _ in range(DECISION_ATTEMPTS):
+            try:
+                return await attempt()
+            except StaleVersion:
+                continue
+        return None
+
+    async def _get(self, tx: Transaction, engagement_id: int) -> Engagement:
+        engagement = await tx.engagements.get(engagement_id)
+        if engagement is None:
+            raise NotFound(texts.ENGAGEMENT_NOT_FOUND.format(ref=engagement_ref(engagement_id)))
+        return engagement
+
+    async def _audit(
+        self,
+        tx: Transaction,
+        actor: Actor,
+        action: str,
+        engagement_id: int | None,
+        outcome: AuditOutcome = AuditOutcome.OK,
+        detail: str = "",
+    ) -> None:
+        await tx.audit.append(
+            AuditRecord(
+                at=self._clock.now(),
+                actor_id=actor.aad_id,
+                actor_name=actor.name,
+                action=action,
+                outcome=outcome,
+                engagement_id=engagement_id,
+                detail=detail,
+            )
+        )
+
+
+def route_approval_job(engagement: Engagement) -> NewJob:
+    return NewJob(JobKind.ROUTE_APPROVAL, engagement.id, dedupe_key=f"route:{engagement.id}")
+
+
+def provision_job(engagement: Engagement) -> NewJob:
+    # One queued or running step per engagement: two workers never run steps side by side.
+    return NewJob(JobKind.PROVISION, engagement.id, dedupe_key=f"provision:{engagement.id}")
+
+
+async def enqueue_notice(
+    tx: Transaction, engagement: Engagement, user_id: str, notice: Notice
+) -> None:
+    """Queue a notice for `user_id` in the caller's transaction."""
+    await tx.jobs.enqueue(
+        NewJob(JobKind.NOTIFY, engagement.id, {"user_id": user_id, "notice": notice.value})
+    )

@@ -1,0 +1,222 @@
+"""Engagement, its state machine, and the small value objects around it."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from core.errors import InvalidTransition
+
+
+class EngagementState(enum.StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    REJECTED = "rejected"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    PROVISIONING_FAILED = "provisioning_failed"
+
+
+# Later issues add states (changes requested, cancelled, expired, offboarding, ended) here only.
+TRANSITIONS: dict[EngagementState, frozenset[EngagementState]] = {
+    EngagementState.PENDING_APPROVAL: frozenset(
+        {EngagementState.PROVISIONING, EngagementState.REJECTED}
+    ),
+    EngagementState.PROVISIONING: frozenset(
+        {EngagementState.ACTIVE, EngagementState.PROVISIONING_FAILED}
+    ),
+    EngagementState.PROVISIONING_FAILED: frozenset({EngagementState.PROVISIONING}),
+    EngagementState.REJECTED: frozenset(),
+    EngagementState.ACTIVE: frozenset(),
+}
+
+OPEN_STATES = frozenset({EngagementState.PENDING_APPROVAL, EngagementState.PROVISIONING})
+
+_REF_RE = re.compile(r"^\s*FC-?(\d{1,12})\s*$", re.IGNORECASE)
+
+
+def engagement_ref(engagement_id: int) -> str:
+    """The human id shown everywhere: FC-12."""
+    return f"FC-{engagement_id}"
+
+
+def parse_engagement_ref(text: str) -> int | None:
+    """`FC-12`, `fc12` or `12` -> 12; anything else -> None."""
+    match = _REF_RE.match(text) or re.match(r"^\s*(\d{1,12})\s*$", text)
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting in a turn: the Entra object id from the activity, and the display name."""
+
+    aad_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a message the bot sent lives, so it can be updated later."""
+
+    conversation_id: str
+    activity_id: str
+
+
+@dataclass
+class Engagement:
+    requester_id: str
+    requester_name: str
+    tenant_id: str
+    project_title: str
+    description: str
+    freelancer_name: str
+    freelancer_email: str
+    start_date: date
+    end_date: date
+    team_id: str  # the team's Microsoft 365 group id (aadGroupId), which Graph calls use
+    team_name: str
+    channel_name: str
+    created_at: datetime
+    updated_at: datetime
+    id: int | None = None
+    version: int = 0
+    state: EngagementState = EngagementState.PENDING_APPROVAL
+    approver_id: str | None = None
+    approver_name: str | None = None
+    approval_message: MessageRef | None = None
+    approver_missing_notified: bool = False
+    decided_by_id: str | None = None
+    decided_by_name: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    failure_reason: str | None = None
+    # Identifies the card submission that created this engagement (the requester and the card
+    # message), so a re-delivered or double-clicked Submit finds it instead of making another.
+    submission_key: str | None = None
+    # Set just before the invitation is sent: on a rerun, a guest found by e-mail was then
+    # invited by us (a crash came between Graph's answer and our record), not reused.
+    guest_invitation_started: bool = False
+    # What provisioning made, recorded step by step so a rerun never makes it twice.
+    channel_id: str | None = None
+    guest_user_id: str | None = None
+    guest_reused: bool = False
+    team_membership_id: str | None = None
+    channel_membership_id: str | None = None
+    welcome_message_id: str | None = None
+
+    @property
+    def ref(self) -> str:
+        if self.id is None:
+            raise ValueError("engagement has no id before it is stored")
+        return engagement_ref(self.id)
+
+    def transition(self, new_state: EngagementState, now: datetime) -> None:
+        if new_state not in TRANSITIONS[self.state]:
+            raise InvalidTransition(f"{self.state.value} -> {new_state.value}")
+        self.state = new_state
+        self.updated_at = now
+
+    @property
+    def channel_description(self) -> str:
+        """Marks a channel as made for this engagement, so a rerun can recognise it as ours."""
+        return f"Freelance Connector {self.ref}: {self.project_title}"[:1024]
+
+
+@dataclass(frozen=True)
+class UserConversation:
+    """A personal chat with a user, stored at install so the bot can message them later."""
+
+    aad_id: str
+    user_id: str  # the bot-specific 29:... id
+    name: str
+    tenant_id: str
+    service_url: str
+    reference: dict[str, Any]  # the serialized conversation reference, opaque to the domain
+
+
+@dataclass(frozen=True)
+class TeamInstallation:
+    """A team where the bot is installed."""
+
+    team_id: str  # Teams' thread id of the team (19:...), as activities carry it
+    aad_group_id: str  # the Graph id
+    name: str
+    tenant_id: str
+    service_url: str
+    reference: dict[str, Any]
+
+
+class AuditOutcome(enum.StrEnum):
+    OK = "ok"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    at: datetime
+    actor_id: str
+    actor_name: str
+    action: str
+    outcome: AuditOutcome
+    engagement_id: int | None = None
+    detail: str = ""
+    id: int | None = None
+
+
+class JobKind(enum.StrEnum):
+    ROUTE_APPROVAL = "route_approval"
+    PROVISION = "provision"
+    NOTIFY = "notify"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class NewJob:
+    kind: JobKind
+    engagement_id: int | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    run_at: datetime | None = None  # None: now
+    # Jobs with the same key never run side by side, and at most one waits: enqueueing while
+    # one is queued is a no-op; while one runs, the new one waits until it ends.
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: JobKind
+    engagement_id: int | None
+    payload: dict[str, Any]
+    status: JobStatus
+    attempts: int  # including the current one once claimed
+    run_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+
+class Notice(enum.StrEnum):
+    """What the requester or approver is told, asynchronously, about an engagement."""
+
+    APPROVER_NOT_INSTALLED = "approver_not_installed"
+    NO_APPROVER = "no_approver"
+    SENT_FOR_APPROVAL = "sent_for_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PROVISIONED = "provisioned"
+    PROVISIONING_FAILED = "provisioning_failed"
+    ROUTING_FAILED = "routing_failed"
+    # To each admin: provisioning failed, with the reason and how to retry.
+    PROVISIONING_FAILED_ADMIN = "provisioning_failed_admin"
+    # To the requester: an admin re-queued the failed provisioning.
+    PROVISIONING_RETRIED = "provisioning_retried"

@@ -1,0 +1,232 @@
+"""Ports: what the domain needs from the outside world, as Protocols that adapters implement.
+
+Storage (storage/), Directory (graph/) and Notifier (bot/) are injected by app.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from core.model import (
+    AuditRecord,
+    Engagement,
+    EngagementState,
+    Job,
+    MessageRef,
+    NewJob,
+    Notice,
+    TeamInstallation,
+    UserConversation,
+)
+
+# --- Storage ---------------------------------------------------------------------------------
+
+
+class EngagementRepository(Protocol):
+    async def add(self, engagement: Engagement) -> Engagement:
+        """Insert; returns the engagement with its id and version 1. A `submission_key` that
+        another engagement has raises core.errors.DuplicateSubmission."""
+        ...
+
+    async def get(self, engagement_id: int) -> Engagement | None: ...
+
+    async def get_by_submission_key(self, submission_key: str) -> Engagement | None: ...
+
+    async def find_by_channel_name(
+        self, team_id: str, channel_name: str, *, states: Sequence[EngagementState]
+    ) -> Engagement | None:
+        """An engagement in `team_id` in one of `states` whose channel name equals
+        `channel_name` case-insensitively (Teams treats names so)."""
+        ...
+
+    async def update(self, engagement: Engagement) -> Engagement:
+        """Compare-and-set on `engagement.version`: raise StaleVersion if the stored row has
+        another version; otherwise store it and return it with the version incremented."""
+        ...
+
+    async def list_by_requester(
+        self, requester_id: str, *, limit: int = 50
+    ) -> Sequence[Engagement]:
+        """Newest first."""
+        ...
+
+    async def list_by_state(
+        self, states: Sequence[EngagementState], *, limit: int = 50
+    ) -> Sequence[Engagement]:
+        """Oldest first."""
+        ...
+
+    async def list_awaiting_approval_card(self, approver_id: str) -> Sequence[Engagement]:
+        """Pending engagements routed to `approver_id` whose approval card was never sent."""
+        ...
+
+
+class ConversationRepository(Protocol):
+    async def save_user(self, conversation: UserConversation) -> None:
+        """Insert or replace by aad_id."""
+        ...
+
+    async def get_user(self, aad_id: str) -> UserConversation | None: ...
+
+    async def save_team(self, team: TeamInstallation) -> None:
+        """Insert or replace by aad_group_id."""
+        ...
+
+    async def get_team(self, aad_group_id: str) -> TeamInstallation | None: ...
+
+    async def get_team_by_thread(self, team_id: str) -> TeamInstallation | None: ...
+
+    async def list_teams(self, tenant_id: str) -> Sequence[TeamInstallation]: ...
+
+
+class AuditLog(Protocol):
+    async def append(self, record: AuditRecord) -> None: ...
+
+    async def list_for_engagement(self, engagement_id: int) -> Sequence[AuditRecord]:
+        """Oldest first."""
+        ...
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, job: NewJob) -> int:
+        """Add a job in the caller's transaction; it becomes visible to workers on commit.
+        With a `dedupe_key` that a queued job already has, add nothing and return that job's
+        id (a queueing lock)."""
+        ...
+
+
+class Transaction(Protocol):
+    """One database transaction. Rolled back unless `commit()` is called."""
+
+    engagements: EngagementRepository
+    conversations: ConversationRepository
+    audit: AuditLog
+    jobs: JobQueue
+
+    async def commit(self) -> None: ...
+
+
+class JobStore(Protocol):
+    """The worker's view of the job table. Every call is its own transaction."""
+
+    async def claim(
+        self, *, worker_id: str, now: datetime, lease_seconds: float, limit: int
+    ) -> Sequence[Job]:
+        """Lease up to `limit` due jobs: queued ones whose run_at has come, and running ones
+        whose lease expired (their worker died). Increments `attempts`. A job whose
+        `dedupe_key` is held by another running job with a live lease is not due yet."""
+        ...
+
+    async def renew_lease(
+        self, job_id: int, *, worker_id: str, now: datetime, lease_seconds: float
+    ) -> bool:
+        """False if the lease was lost (another worker took the job over)."""
+        ...
+
+    async def complete(self, job_id: int, *, worker_id: str, now: datetime) -> bool: ...
+
+    async def retry(
+        self, job_id: int, *, worker_id: str, run_at: datetime, error: str, now: datetime
+    ) -> bool:
+        """Back to queued, due at `run_at`; `error` is kept as last_error."""
+        ...
+
+    async def fail(self, job_id: int, *, worker_id: str, error: str, now: datetime) -> bool: ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def list_for_engagement(self, engagement_id: int) -> Sequence[Job]: ...
+
+
+class Storage(Protocol):
+    jobs: JobStore
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+
+# --- Directory (Microsoft Graph) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    id: str
+    display_name: str
+    mail: str | None = None
+    user_type: str = "Member"  # "Member" or "Guest"
+
+
+@dataclass(frozen=True)
+class GuestInvitation:
+    invited_user_id: str
+    redeem_url: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    id: str
+    display_name: str
+    description: str | None
+    membership_type: str
+
+
+class Directory(Protocol):
+    """Directory and Teams operations. Raises core.errors.DirectoryError subclasses:
+    Throttled / TransientDirectoryError / NotYetReplicated to retry, PermanentDirectoryError
+    (ChannelNameTaken for a duplicate name) when retrying cannot help."""
+
+    async def get_user(self, user_id: str) -> DirectoryUser | None: ...
+
+    async def get_manager(self, user_id: str) -> DirectoryUser | None: ...
+
+    async def find_user_by_email(self, email: str) -> DirectoryUser | None:
+        """By `mail` or `otherMails` (how an invited guest is found)."""
+        ...
+
+    async def invite_guest(
+        self, *, email: str, display_name: str, redirect_url: str
+    ) -> GuestInvitation: ...
+
+    async def find_channel(self, team_id: str, display_name: str) -> ChannelInfo | None: ...
+
+    async def create_private_channel(
+        self, team_id: str, *, display_name: str, description: str, owner_id: str
+    ) -> ChannelInfo: ...
+
+    async def find_team_member(self, team_id: str, user_id: str) -> str | None:
+        """The membership id, if the user is a member of the team."""
+        ...
+
+    async def add_team_member(self, team_id: str, user_id: str) -> str:
+        """Returns the membership id."""
+        ...
+
+    async def find_channel_member(
+        self, team_id: str, channel_id: str, user_id: str
+    ) -> str | None: ...
+
+    async def add_channel_member(self, team_id: str, channel_id: str, user_id: str) -> str: ...
+
+
+# --- Notifier (Teams, through the Bot Connector) -------------------------------------------------
+
+
+class Notifier(Protocol):
+    """Messages the bot sends outside a turn. Raises NoConversation when the user has no chat
+    with the bot; TransientDeliveryError / PermanentDeliveryError when the connector fails."""
+
+    async def send_approval_request(self, engagement: Engagement) -> MessageRef:
+        """The approval card, in the approver's personal chat."""
+        ...
+
+    async def send_notice(self, user_id: str, engagement: Engagement, notice: Notice) -> None:
+        """A short card telling `user_id` what happened to the engagement."""
+        ...
+
+    async def post_welcome(self, engagement: Engagement) -> MessageRef:
+        """The welcome card, as a new post in the engagement's channel."""
+        ...

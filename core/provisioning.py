@@ -1,0 +1,392 @@
+"""Use cases that run in the worker: route an approval, provision an engagement step by step,
+deliver a notice. Each step first looks for its own earlier result and records what it made,
+so that a rerun after a crash or a retry never makes anything twice.
+
+Errors: Transient* errors propagate to the worker, which retries with backoff; anything else
+that reaches `give_up` leaves the engagement in a clear failed state with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core import audit_actions as A
+from core import texts
+from core.clock import Clock
+from core.config import ProgramConfig
+from core.engagements import enqueue_notice, provision_job
+from core.errors import (
+    ChannelNameTaken,
+    NoConversation,
+    NotFound,
+    PermanentDeliveryError,
+    PermanentDirectoryError,
+)
+from core.model import (
+    AuditOutcome,
+    AuditRecord,
+    Engagement,
+    EngagementState,
+    Job,
+    JobKind,
+    Notice,
+)
+from core.ports import Directory, Notifier, Storage, Transaction
+
+log = logging.getLogger(__name__)
+
+# Recorded instead of a message id when the welcome could not be posted (see _post_welcome).
+WELCOME_NOT_POSTED = ""
+
+
+class JobHandlers:
+    """What the worker calls: `run(job)` and, when retries are exhausted or the error is
+    permanent, `give_up(job, reason)`."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        directory: Directory,
+        notifier: Notifier,
+        clock: Clock,
+        config: ProgramConfig,
+    ) -> None:
+        self._storage = storage
+        self._directory = directory
+        self._notifier = notifier
+        self._clock = clock
+        self._config = config
+
+    async def run(self, job: Job) -> None:
+        if job.engagement_id is None:
+            raise ValueError(f"job {job.id} ({job.kind}) has no engagement")
+        if job.kind is JobKind.ROUTE_APPROVAL:
+            await self.route_approval(job.engagement_id)
+        elif job.kind is JobKind.PROVISION:
+            await self.provision(job.engagement_id)
+        elif job.kind is JobKind.NOTIFY:
+            await self.notify(
+                job.engagement_id, str(job.payload["user_id"]), Notice(job.payload["notice"])
+            )
+        else:  # pragma: no cover - the enum is exhaustive
+            raise ValueError(f"unknown job kind {job.kind}")
+
+    async def give_up(self, job: Job, reason: str) -> None:
+        if job.engagement_id is None:
+            return
+        if job.kind is JobKind.PROVISION:
+            await self._fail_provisioning(job.engagement_id, reason)
+        elif job.kind is JobKind.ROUTE_APPROVAL:
+            await self._fail_routing(job.engagement_id, reason)
+        else:
+            async with self._storage.transaction() as tx:
+                await self._audit(
+                    tx, A.NOTICE_UNDELIVERABLE, job.engagement_id, AuditOutcome.FAILED, reason
+                )
+                await tx.commit()
+
+    # --- approval routing -------------------------------------------------------------------
+
+    async def route_approval(self, engagement_id: int) -> None:
+        engagement = await self._load(engagement_id)
+        if engagement.state is not EngagementState.PENDING_APPROVAL:
+            return
+        if engagement.approver_id is None:
+            approver = await self._directory.get_manager(engagement.requester_id)
+            if approver is None and self._config.default_approver_id:
+                approver = await self._directory.get_user(self._config.default_approver_id)
+            async with self._storage.transaction() as tx:
+                engagement = await self._reload(tx, engagement_id)
+                if approver is None:
+                    if not engagement.approver_missing_notified:
+                        engagement.approver_missing_notified = True
+                        await tx.engagements.update(engagement)
+                        await enqueue_notice(
+                            tx, engagement, engagement.requester_id, Notice.NO_APPROVER
+                        )
+                        await self._audit(
+                            tx,
+                            A.APPROVAL_ROUTING_FAILED,
+                            engagement_id,
+                            AuditOutcome.FAILED,
+                            "no manager, no default approver",
+                        )
+                        await tx.commit()
+                    return
+                engagement.approver_id = approver.id
+                engagement.approver_name = approver.display_name
+                engagement = await tx.engagements.update(engagement)
+                await self._audit(
+                    tx,
+                    A.APPROVAL_ROUTED,
+                    engagement_id,
+                    detail=f"approver {approver.display_name} ({approver.id})",
+                )
+                await tx.commit()
+
+        if engagement.approval_message is not None:
+            return
+        try:
+            message = await self._notifier.send_approval_request(engagement)
+        except NoConversation:
+            async with self._storage.transaction() as tx:
+                engagement = await self._reload(tx, engagement_id)
+                if not engagement.approver_missing_notified:
+                    engagement.approver_missing_notified = True
+                    await tx.engagements.update(engagement)
+                    await enqueue_notice(
+                        tx, engagement, engagement.requester_id, Notice.APPROVER_NOT_INSTALLED
+                    )
+                    await self._audit(
+                        tx,
+                        A.APPROVAL_CARD_UNDELIVERABLE,
+                        engagement_id,
+                        AuditOutcome.FAILED,
+                        f"no chat with approver {engagement.approver_id}",
+                    )
+                    await tx.commit()
+            # Not an error: the card goes out when the approver installs the app.
+            return
+        async with self._storage.transaction() as tx:
+            engagement = await self._reload(tx, engagement_id)
+            engagement.approval_message = message
+            await tx.engagements.update(engagement)
+            await enqueue_notice(tx, engagement, engagement.requester_id, Notice.SENT_FOR_APPROVAL)
+            await self._audit(tx, A.APPROVAL_CARD_SENT, engagement_id)
+            await tx.commit()
+
+    async def _fail_routing(self, engagement_id: int, reason: str) -> None:
+        async with self._storage.transaction() as tx:
+            engagement = await self._reload(tx, engagement_id)
+            engagement.failure_reason = reason
+            await tx.engagements.update(engagement)
+            await enqueue_notice(tx, engagement, engagement.requester_id, Notice.ROUTING_FAILED)
+            await self._audit(
+                tx, A.APPROVAL_ROUTING_FAILED, engagement_id, AuditOutcome.FAILED, reason
+            )
+            await tx.commit()
+
+    # --- provisioning -----------------------------------------------------------------------
+
+    async def provision(self, engagement_id: int) -> None:
+        """Run the next provisioning step. Recording a step's result enqueues the job for the
+        step after it in the same transaction, so every step has its own attempt budget and a
+        fault in one step does not use up the retries of the others."""
+        engagement = await self._load(engagement_id)
+        if engagement.state is not EngagementState.PROVISIONING:
+            return  # finished already, or failed and waiting for an admin
+        if engagement.channel_id is None:
+            await self._ensure_channel(engagement)
+        elif engagement.guest_user_id is None:
+            await self._ensure_guest(engagement)
+        elif engagement.team_membership_id is None:
+            await self._ensure_team_member(engagement)
+        elif engagement.channel_membership_id is None:
+            await self._ensure_channel_member(engagement)
+        elif engagement.welcome_message_id is None:
+            await self._post_welcome(engagement)
+        else:
+            await self._finish(engagement)
+
+    async def _ensure_channel(self, engagement: Engagement) -> Engagement:
+        team, name = engagement.team_id, engagement.channel_name
+        channel = await self._directory.find_channel(team, name)
+        action = A.GRAPH_CHANNEL_ADOPTED
+        if channel is None:
+            try:
+                channel = await self._directory.create_private_channel(
+                    team,
+                    display_name=name,
+                    description=engagement.channel_description,
+                    owner_id=engagement.requester_id,
+                )
+                action = A.GRAPH_CHANNEL_CREATED
+            except ChannelNameTaken:
+                # Names of deleted channels stay reserved, so "not found" then "taken" happens.
+                channel = None
+        if channel is None or channel.description != engagement.channel_description:
+            raise PermanentDirectoryError(
+                texts.FAIL_CHANNEL_NAME_TAKEN.format(channel=name, team=engagement.team_name)
+            )
+        return await self._record(
+            engagement, action, channel_id=channel.id, detail=f"channel {channel.id} '{name}'"
+        )
+
+    async def _ensure_guest(self, engagement: Engagement) -> Engagement:
+        existing = await self._directory.find_user_by_email(engagement.freelancer_email)
+        if existing is not None:
+            if existing.user_type.lower() != "guest":
+                raise PermanentDirectoryError(
+                    texts.FAIL_FREELANCER_IS_MEMBER.format(email=engagement.freelancer_email)
+                )
+            # Found after we started inviting: our own invitation, answered before a crash.
+            ours = engagement.guest_invitation_started
+            return await self._record(
+                engagement,
+                A.GRAPH_GUEST_INVITED if ours else A.GRAPH_GUEST_REUSED,
+                guest_user_id=existing.id,
+                guest_reused=not ours,
+                detail=f"user {existing.id}",
+            )
+        if not engagement.guest_invitation_started:
+            engagement = await self._record(
+                engagement, None, advance=False, guest_invitation_started=True
+            )
+        invitation = await self._directory.invite_guest(
+            email=engagement.freelancer_email,
+            display_name=engagement.freelancer_name,
+            redirect_url=self._config.invite_redirect_url,
+        )
+        return await self._record(
+            engagement,
+            A.GRAPH_GUEST_INVITED,
+            guest_user_id=invitation.invited_user_id,
+            detail=f"user {invitation.invited_user_id}",
+        )
+
+    async def _ensure_team_member(self, engagement: Engagement) -> Engagement:
+        assert engagement.guest_user_id is not None
+        team, user = engagement.team_id, engagement.guest_user_id
+        membership = await self._directory.find_team_member(team, user)
+        if membership is None:
+            membership = await self._directory.add_team_member(team, user)
+        return await self._record(
+            engagement,
+            A.GRAPH_TEAM_MEMBER_ADDED,
+            team_membership_id=membership,
+            detail=f"team {team}",
+        )
+
+    async def _ensure_channel_member(self, engagement: Engagement) -> Engagement:
+        assert engagement.guest_user_id is not None and engagement.channel_id is not None
+        team, channel, user = (engagement.team_id, engagement.channel_id, engagement.guest_user_id)
+        membership = await self._directory.find_channel_member(team, channel, user)
+        if membership is None:
+            membership = await self._directory.add_channel_member(team, channel, user)
+        return await self._record(
+            engagement,
+            A.GRAPH_CHANNEL_MEMBER_ADDED,
+            channel_membership_id=membership,
+            detail=f"channel {channel}",
+        )
+
+    async def _post_welcome(self, engagement: Engagement) -> Engagement:
+        try:
+            message = await self._notifier.post_welcome(engagement)
+        except PermanentDeliveryError as refused:
+            # The access is what matters; a missing welcome must not undo it. The requester is
+            # still told the channel is ready, and the audit log says why there is no welcome.
+            return await self._record(
+                engagement,
+                A.WELCOME_POSTED,
+                outcome=AuditOutcome.FAILED,
+                detail=str(refused),
+                welcome_message_id=WELCOME_NOT_POSTED,
+            )
+        return await self._record(
+            engagement, A.WELCOME_POSTED, welcome_message_id=message.activity_id
+        )
+
+    async def _finish(self, engagement: Engagement) -> None:
+        assert engagement.id is not None
+        async with self._storage.transaction() as tx:
+            current = await self._reload(tx, engagement.id)
+            current.transition(EngagementState.ACTIVE, self._clock.now())
+            current = await tx.engagements.update(current)
+            await enqueue_notice(tx, current, current.requester_id, Notice.PROVISIONED)
+            if current.approver_id and current.approver_id != current.requester_id:
+                await enqueue_notice(tx, current, current.approver_id, Notice.PROVISIONED)
+            await self._audit(tx, A.PROVISIONING_COMPLETED, current.id)
+            await tx.commit()
+
+    async def _fail_provisioning(self, engagement_id: int, reason: str) -> None:
+        async with self._storage.transaction() as tx:
+            engagement = await self._reload(tx, engagement_id)
+            if engagement.state is not EngagementState.PROVISIONING:
+                return
+            engagement.transition(EngagementState.PROVISIONING_FAILED, self._clock.now())
+            engagement.failure_reason = reason
+            engagement = await tx.engagements.update(engagement)
+            await enqueue_notice(
+                tx, engagement, engagement.requester_id, Notice.PROVISIONING_FAILED
+            )
+            for admin_id in sorted(self._config.admin_ids):
+                await enqueue_notice(tx, engagement, admin_id, Notice.PROVISIONING_FAILED_ADMIN)
+            await self._audit(
+                tx, A.PROVISIONING_FAILED, engagement_id, AuditOutcome.FAILED, reason
+            )
+            await tx.commit()
+
+    # --- notices ----------------------------------------------------------------------------
+
+    async def notify(self, engagement_id: int, user_id: str, notice: Notice) -> None:
+        engagement = await self._load(engagement_id)
+        try:
+            await self._notifier.send_notice(user_id, engagement, notice)
+        except NoConversation:
+            async with self._storage.transaction() as tx:
+                await self._audit(
+                    tx,
+                    A.NOTICE_UNDELIVERABLE,
+                    engagement_id,
+                    AuditOutcome.FAILED,
+                    f"{notice.value}: no chat with {user_id}",
+                )
+                await tx.commit()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _load(self, engagement_id: int) -> Engagement:
+        async with self._storage.transaction() as tx:
+            return await self._reload(tx, engagement_id)
+
+    async def _reload(self, tx: Transaction, engagement_id: int) -> Engagement:
+        engagement = await tx.engagements.get(engagement_id)
+        if engagement is None:
+            raise NotFound(f"engagement {engagement_id} does not exist")
+        return engagement
+
+    async def _record(
+        self,
+        engagement: Engagement,
+        action: str | None,
+        *,
+        detail: str = "",
+        advance: bool = True,
+        outcome: AuditOutcome = AuditOutcome.OK,
+        **made: object,
+    ) -> Engagement:
+        """Store what a provisioning step made, its audit record and the job for the next step,
+        in one transaction."""
+        assert engagement.id is not None
+        async with self._storage.transaction() as tx:
+            current = await self._reload(tx, engagement.id)
+            for name, value in made.items():
+                setattr(current, name, value)
+            current = await tx.engagements.update(current)
+            if action is not None:
+                await self._audit(tx, action, current.id, outcome, detail)
+            if advance:
+                await tx.jobs.enqueue(provision_job(current))
+            await tx.commit()
+        return current
+
+    async def _audit(
+        self,
+        tx: Transaction,
+        action: str,
+        engagement_id: int | None,
+        outcome: AuditOutcome = AuditOutcome.OK,
+        detail: str = "",
+    ) -> None:
+        await tx.audit.append(
+            AuditRecord(
+                at=self._clock.now(),
+                actor_id=A.SYSTEM_ACTOR_ID,
+                actor_name=A.SYSTEM_ACTOR_NAME,
+                action=action,
+                outcome=outcome,
+                engagement_id=engagement_id,
+                detail=detail,
+            )
+        )

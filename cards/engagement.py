@@ -1,0 +1,266 @@
+"""Cards about one engagement (submitted, approval, notices) and lists of engagements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import assert_never
+
+from cards import verbs
+from cards.common import (
+    Card,
+    adaptive_card,
+    date_range,
+    fact_set,
+    format_date,
+    heading,
+    state_label,
+    summary_facts,
+    text_block,
+    title_block,
+)
+from core import texts
+from core.model import Engagement, EngagementState, Notice
+
+MAX_REFRESH_USERS = 60  # Teams refreshes a card automatically for at most 60 listed users
+REJECT_REASON_MAX = 500
+
+
+def submitted_card(engagement: Engagement) -> Card:
+    """The requester's confirmation that the request was stored."""
+    return adaptive_card(
+        [
+            title_block(texts.SUBMITTED_TITLE.format(ref=engagement.ref)),
+            text_block(texts.SUBMITTED_BODY),
+            summary_facts(engagement),
+        ]
+    )
+
+
+def approval_card(
+    engagement: Engagement,
+    *,
+    viewer_id: str | None,
+    message: str | None = None,
+    refresh_user_ids: Sequence[str] = (),
+) -> Card:
+    """The approval card. Only the designated approver, while the engagement waits for a
+    decision, gets live Approve / Reject buttons; everybody else sees the decision or status.
+
+    `viewer_id` is the Entra object id of who will see this rendering (None: anyone, as in the
+    shared message). `refresh_user_ids` are Teams user MRIs (29:...) whose client refreshes the
+    card automatically; at most 60 are kept, and no refresh is declared without any.
+    """
+    body: list[Card] = []
+    if message:
+        body.append(text_block(message, color="warning", weight="bolder", element_id="message"))
+    body.append(title_block(texts.APPROVAL_TITLE.format(ref=engagement.ref)))
+    body.append(text_block(texts.APPROVAL_INTRO.format(requester=engagement.requester_name)))
+    body.append(summary_facts(engagement, approver=True))
+    body.append(text_block(texts.FACT_DESCRIPTION, weight="bolder", spacing="medium"))
+    body.append(text_block(engagement.description))
+
+    actions: list[Card] = []
+    if can_decide(engagement, viewer_id):
+        body.append(
+            {
+                "type": "Input.Text",
+                "id": verbs.REJECT_REASON,
+                "label": texts.REJECT_REASON_LABEL,
+                "placeholder": texts.REJECT_REASON_PLACEHOLDER,
+                "isMultiline": True,
+                "maxLength": REJECT_REASON_MAX,
+            }
+        )
+        data = {verbs.ENGAGEMENT_ID: _id(engagement)}
+        actions = [
+            {
+                "type": "Action.Execute",
+                "id": verbs.APPROVE,
+                "title": texts.APPROVE,
+                "verb": verbs.APPROVE,
+                "data": dict(data),
+                "associatedInputs": "none",
+                "style": "positive",
+            },
+            {
+                "type": "Action.Execute",
+                "id": verbs.REJECT,
+                "title": texts.REJECT,
+                "verb": verbs.REJECT,
+                "data": dict(data),
+                "associatedInputs": "auto",
+                "style": "destructive",
+            },
+        ]
+    else:
+        body.append(text_block(decision_line(engagement), weight="bolder", element_id="decision"))
+        if engagement.state is EngagementState.PROVISIONING_FAILED and engagement.failure_reason:
+            body.append(fact_set([(texts.FACT_REASON, engagement.failure_reason)]))
+
+    return adaptive_card(body, actions=actions, refresh=_refresh(engagement, refresh_user_ids))
+
+
+def can_decide(engagement: Engagement, viewer_id: str | None) -> bool:
+    """Whether `viewer_id` gets live buttons: the designated approver of a pending engagement."""
+    return (
+        engagement.state is EngagementState.PENDING_APPROVAL
+        and viewer_id is not None
+        and viewer_id == engagement.approver_id
+    )
+
+
+def decision_line(engagement: Engagement) -> str:
+    """Who decided and when, or who is deciding, or just the status."""
+    if engagement.decided_by_name and engagement.decided_at:
+        when = format_date(engagement.decided_at)
+        if engagement.state is EngagementState.REJECTED:
+            return texts.DECIDED_REJECTED.format(
+                name=engagement.decided_by_name,
+                when=when,
+                reason=engagement.decision_reason or texts.NO_REASON_GIVEN,
+            )
+        return texts.DECIDED_APPROVED.format(name=engagement.decided_by_name, when=when)
+    if engagement.state is EngagementState.PENDING_APPROVAL:
+        return texts.APPROVAL_WAITING.format(
+            approver=engagement.approver_name or texts.UNKNOWN_APPROVER
+        )
+    return state_label(engagement)
+
+
+def _refresh(engagement: Engagement, user_ids: Sequence[str]) -> Card | None:
+    unique = list(dict.fromkeys(uid for uid in user_ids if uid))[:MAX_REFRESH_USERS]
+    if not unique:
+        return None
+    return {
+        "action": {
+            "type": "Action.Execute",
+            "verb": verbs.REFRESH,
+            "data": {verbs.ENGAGEMENT_ID: _id(engagement)},
+        },
+        "userIds": unique,
+    }
+
+
+def _id(engagement: Engagement) -> int:
+    if engagement.id is None:
+        raise ValueError("engagement has no id before it is stored")
+    return engagement.id
+
+
+def engagement_list_card(
+    title: str, engagements: Sequence[Engagement], *, empty_text: str
+) -> Card:
+    """One compact row per engagement: ref, project, freelancer, status and end date."""
+    body: list[Card] = [title_block(title)]
+    if not engagements:
+        body.append(text_block(empty_text))
+    body.extend(_row(engagement) for engagement in engagements)
+    return adaptive_card(body)
+
+
+def _row(engagement: Engagement) -> Card:
+    return {
+        "type": "ColumnSet",
+        "separator": True,
+        "columns": [
+            {
+                "type": "Column",
+                "width": "auto",
+                "items": [text_block(engagement.ref, weight="bolder")],
+            },
+            {
+                "type": "Column",
+                "width": "stretch",
+                "items": [
+                    text_block(engagement.project_title),
+                    text_block(
+                        engagement.freelancer_name, subtle=True, size="small", spacing="none"
+                    ),
+                ],
+            },
+            {
+                "type": "Column",
+                "width": "auto",
+                "items": [
+                    text_block(state_label(engagement)),
+                    text_block(
+                        texts.LIST_ENDS.format(date=format_date(engagement.end_date)),
+                        subtle=True,
+                        size="small",
+                        spacing="none",
+                    ),
+                ],
+            },
+        ],
+    }
+
+
+def notice_text(engagement: Engagement, notice: Notice) -> str:
+    """The sentence that tells the requester or approver what happened."""
+    values = {
+        "ref": engagement.ref,
+        "approver": engagement.approver_name or texts.UNKNOWN_APPROVER,
+        "name": engagement.decided_by_name or texts.UNKNOWN_APPROVER,
+        "channel": engagement.channel_name,
+        "team": engagement.team_name,
+        "freelancer": engagement.freelancer_name,
+        "reason": engagement.failure_reason or texts.NO_REASON_GIVEN,
+    }
+    match notice:
+        case Notice.APPROVER_NOT_INSTALLED:
+            template = texts.NOTICE_APPROVER_NOT_INSTALLED
+        case Notice.NO_APPROVER:
+            template = texts.NOTICE_NO_APPROVER
+        case Notice.SENT_FOR_APPROVAL:
+            template = texts.NOTICE_SENT_FOR_APPROVAL
+        case Notice.APPROVED:
+            template = texts.NOTICE_APPROVED
+        case Notice.REJECTED:
+            template = texts.NOTICE_REJECTED
+            values["reason"] = engagement.decision_reason or texts.NO_REASON_GIVEN
+        case Notice.PROVISIONED:
+            template = (
+                texts.NOTICE_PROVISIONED_REUSED
+                if engagement.guest_reused
+                else texts.NOTICE_PROVISIONED
+            )
+        case Notice.PROVISIONING_FAILED:
+            template = texts.NOTICE_PROVISIONING_FAILED
+        case Notice.ROUTING_FAILED:
+            template = texts.NOTICE_ROUTING_FAILED
+        case Notice.PROVISIONING_FAILED_ADMIN:
+            template = texts.NOTICE_PROVISIONING_FAILED_ADMIN
+        case Notice.PROVISIONING_RETRIED:
+            template = texts.NOTICE_PROVISIONING_RETRIED
+        case _:
+            assert_never(notice)
+    return template.format(**values)
+
+
+_NOTICE_COLORS = {
+    Notice.NO_APPROVER: "attention",
+    Notice.ROUTING_FAILED: "attention",
+    Notice.PROVISIONING_FAILED: "attention",
+    Notice.PROVISIONING_FAILED_ADMIN: "attention",
+    Notice.APPROVER_NOT_INSTALLED: "warning",
+    Notice.PROVISIONED: "good",
+}
+
+
+def notice_card(engagement: Engagement, notice: Notice) -> Card:
+    """An asynchronous notice: what happened, and a small summary of the engagement."""
+    return adaptive_card(
+        [
+            text_block(heading(engagement), weight="bolder"),
+            text_block(notice_text(engagement, notice), color=_NOTICE_COLORS.get(notice)),
+            fact_set(
+                [
+                    (texts.FACT_FREELANCER, engagement.freelancer_name),
+                    (texts.FACT_DATES, date_range(engagement)),
+                    (texts.FACT_TEAM, engagement.team_name),
+                    (texts.FACT_CHANNEL, engagement.channel_name),
+                    (texts.FACT_STATE, state_label(engagement)),
+                ]
+            ),
+        ]
+    )

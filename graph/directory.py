@@ -1,0 +1,530 @@
+"""core.ports.Directory on msgraph-sdk, and the mapping of Graph failures to core errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import aiohttp
+import httpx
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+# The package exports no public name for its "only https is supported" error.
+from kiota_authentication_azure._exceptions import KiotaAuthenticationError
+from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
+from msgraph.generated.models.channel import Channel
+from msgraph.generated.models.channel_membership_type import ChannelMembershipType
+from msgraph.generated.models.conversation_member import ConversationMember
+from msgraph.generated.models.directory_object import DirectoryObject
+from msgraph.generated.models.invitation import Invitation
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.user import User
+from msgraph.generated.teams.item.channels.channels_request_builder import ChannelsRequestBuilder
+from msgraph.generated.teams.item.channels.item.members.members_request_builder import (
+    MembersRequestBuilder as ChannelMembersRequestBuilder,
+)
+from msgraph.generated.teams.item.members.members_request_builder import (
+    MembersRequestBuilder as TeamMembersRequestBuilder,
+)
+from msgraph.generated.users.item.manager.manager_request_builder import ManagerRequestBuilder
+from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+from msgraph.graph_service_client import GraphServiceClient
+
+from core.errors import (
+    ChannelNameTaken,
+    DirectoryError,
+    NotYetReplicated,
+    PermanentDirectoryError,
+    Throttled,
+    TransientDirectoryError,
+)
+from core.ports import ChannelInfo, DirectoryUser, GuestInvitation
+from graph.client import GLOBAL_GRAPH_URL
+
+T = TypeVar("T")
+
+USER_FIELDS = ["id", "displayName", "mail", "userType"]
+CHANNEL_FIELDS = ["id", "displayName", "description", "membershipType"]
+# Without it Graph reports shared channels as "unknownFutureValue" (facts A4).
+_PREFER_ENUMS = ("Prefer", "include-unknown-enum-members")
+_MEMBER_ODATA_TYPE = "#microsoft.graph.aadUserConversationMember"
+_TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+_MAX_DETAIL = 300
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a Graph call does, in words an admin reads, and the permission it needs."""
+
+    description: str
+    permission: str
+    # Member adds answer 404 while a fresh guest is not known to Teams yet (facts A13).
+    not_found_is_replication: bool = False
+    forbidden_hint: str = ""
+
+
+GET_USER = Operation("read a user from the directory", "User.Read.All")
+GET_MANAGER = Operation("read a user's manager from the directory", "User.Read.All")
+FIND_USER = Operation("look up a user by e-mail address", "User.Read.All")
+INVITE_GUEST = Operation(
+    "invite the freelancer as a guest",
+    "User.Invite.All",
+    forbidden_hint=(
+        " App-only invitations also fail when B2B invitations are disabled or restricted to"
+        " admins in the Entra external collaboration settings."
+    ),
+)
+FIND_CHANNEL = Operation(
+    "list the team's channels",
+    "Channel.ReadBasic.All (or the resource-specific ChannelSettings.Read.Group)",
+)
+CREATE_CHANNEL = Operation(
+    "create the private channel",
+    "Channel.Create (or the resource-specific Channel.Create.Group granted in the team)",
+)
+FIND_TEAM_MEMBER = Operation("list the team's members", "TeamMember.Read.All")
+ADD_TEAM_MEMBER = Operation(
+    "add the guest to the team",
+    "TeamMember.ReadWriteNonOwnerRole.All",
+    not_found_is_replication=True,
+    forbidden_hint=(
+        " If it is granted: Microsoft Graph has been reported to refuse adding guests to a"
+        " team with application permissions; add the guest to the team by hand (or ask a"
+        " team owner) and retry."
+    ),
+)
+FIND_CHANNEL_MEMBER = Operation("list the channel's members", "ChannelMember.Read.All")
+ADD_CHANNEL_MEMBER = Operation(
+    "add the guest to the private channel",
+    "ChannelMember.ReadWrite.All (or the resource-specific ChannelMember.ReadWrite.Group)",
+    not_found_is_replication=True,
+)
+
+
+# --- error mapping -----------------------------------------------------------------------
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> int | None:
+    """Retry-After as whole seconds: delta-seconds, or an HTTP date turned into a delta."""
+    raw = _header(headers, "Retry-After")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw.isdigit():
+        return int(raw)
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, math.ceil((when - datetime.now(UTC)).total_seconds()))
+
+
+def _graph_code_and_message(error: APIError) -> tuple[str | None, str | None]:
+    if isinstance(error, ODataError) and error.error is not None:
+        return error.error.code, error.error.message
+    return None, error.message
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def _status_text(status: int, code: str | None, message: str | None) -> str:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "HTTP error"
+    text = f"{status} {phrase}"
+    if code and code.lower() != phrase.replace(" ", "").lower():
+        text += f", {code}"
+    if message:
+        text += f": {_clip(message)}"
+    return text
+
+
+def _is_name_taken(code: str | None, message: str | None) -> bool:
+    return (code or "").lower() == "namealreadyexists" or "already existed" in (
+        message or ""
+    ).lower()
+
+
+def map_graph_error(error: BaseException, operation: Operation) -> DirectoryError:
+    """Translate a failed Graph call into the core error the job worker acts on.
+
+    Handles kiota/msgraph APIError (ODataError), transport errors (httpx, aiohttp,
+    timeouts) and credential errors; anything else is returned as a permanent error
+    without its details. Messages carry Graph's code and message but never a token.
+    """
+    op = operation
+    if isinstance(error, APIError):
+        status = error.response_status_code
+        code, message = _graph_code_and_message(error)
+        if status is None:
+            return PermanentDirectoryError(
+                f"Microsoft Graph failed to {op.description}: {_clip(message or 'no details')}.",
+                code=code,
+            )
+        detail = _status_text(status, code, message)
+        if status == 429:
+            seconds = retry_after_seconds(error.response_headers)
+            wait = f"; retry after {seconds} s" if seconds is not None else ""
+            return Throttled(
+                f"Microsoft Graph is throttling requests to {op.description} ({detail}){wait}.",
+                status=status,
+                code=code,
+                retry_after=seconds,
+            )
+        if status in _TRANSIENT_STATUSES or (status >= 500 and status != 501):
+            return TransientDirectoryError(
+                f"Microsoft Graph could not {op.description} right now ({detail}).",
+                status=status,
+                code=code,
+                retry_after=retry_after_seconds(error.response_headers),
+            )
+        if status == 404 and op.not_found_is_replication:
+            return NotYetReplicated(
+                f"Microsoft Graph could not {op.description} because it does not find the user "
+                f"yet ({detail}); a freshly invited guest takes a while to reach Teams.",
+                status=status,
+                code=code,
+            )
+        if status == 400 and _is_name_taken(code, message):
+            return ChannelNameTaken(
+                f"Microsoft Graph refused to {op.description}: a channel with that name exists "
+                f"or existed in the team ({detail}).",
+                status=status,
+                code=code,
+            )
+        if status == 401:
+            return PermanentDirectoryError(
+                f"Microsoft Graph refused to {op.description} ({detail}). Check the app's Graph "
+                "credentials (tenant id, client id, secret or certificate); the app "
+                f"registration also needs the application permission {op.permission} with "
+                "admin consent.",
+                status=status,
+                code=code,
+            )
+        if status == 403:
+            return PermanentDirectoryError(
+                f"Microsoft Graph refused to {op.description} ({detail}). The app registration "
+                f"needs the application permission {op.permission}, granted with admin "
+                f"consent.{op.forbidden_hint}",
+                status=status,
+                code=code,
+            )
+        if status == 404:
+            return PermanentDirectoryError(
+                f"Microsoft Graph could not {op.description}: not found ({detail}).",
+                status=status,
+                code=code,
+            )
+        return PermanentDirectoryError(
+            f"Microsoft Graph refused to {op.description} ({detail}).", status=status, code=code
+        )
+    if isinstance(error, httpx.TimeoutException | TimeoutError):
+        return TransientDirectoryError(
+            f"Microsoft Graph did not answer in time while trying to {op.description}."
+        )
+    if isinstance(error, httpx.TransportError | aiohttp.ClientError | ServiceRequestError):
+        return TransientDirectoryError(
+            f"Could not reach Microsoft Graph to {op.description} "
+            f"({type(error).__name__}: {_clip(str(error)) or 'no details'})."
+        )
+    if isinstance(error, ClientAuthenticationError):
+        return PermanentDirectoryError(
+            f"Could not get an access token for Microsoft Graph to {op.description}. Check the "
+            "app's Graph credentials (tenant id, client id, secret, certificate or managed "
+            f"identity). ({type(error).__name__}: {_clip(error.message or '')})"
+        )
+    if isinstance(error, KiotaAuthenticationError):
+        return PermanentDirectoryError(
+            f"Microsoft Graph client refused to {op.description}: {_clip(str(error))}. "
+            "The Graph base URL must use https (plain http only for localhost)."
+        )
+    return PermanentDirectoryError(
+        f"Unexpected failure while trying to {op.description} ({type(error).__name__})."
+    )
+
+
+_GRAPH_FAILURES: tuple[type[BaseException], ...] = (
+    APIError,
+    httpx.TransportError,
+    aiohttp.ClientError,
+    TimeoutError,
+    ServiceRequestError,
+    ClientAuthenticationError,
+    KiotaAuthenticationError,
+)
+
+
+# --- the adapter -------------------------------------------------------------------------
+
+
+def _odata_string(value: str) -> str:
+    """A string literal for $filter: single quotes are escaped by doubling them."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _user_bind(graph_root: str, user_id: str) -> str:
+    # The bind names the user on the cloud the request goes to (national clouds have their own
+    # Graph host), so it is built from the client's base URL, not the global one.
+    return f"{graph_root}/users('{user_id}')"
+
+
+def _member_body(graph_root: str, user_id: str, roles: list[str]) -> AadUserConversationMember:
+    return AadUserConversationMember(
+        odata_type=_MEMBER_ODATA_TYPE,
+        roles=roles,
+        additional_data={"user@odata.bind": _user_bind(graph_root, user_id)},
+    )
+
+
+def _member_filter(user_id: str) -> str:
+    return f"(microsoft.graph.aadUserConversationMember/userId eq {_odata_string(user_id)})"
+
+
+def _to_user(obj: DirectoryObject | None) -> DirectoryUser | None:
+    if obj is None or not obj.id:
+        return None
+    if isinstance(obj, User):
+        return DirectoryUser(
+            id=obj.id,
+            display_name=obj.display_name or "",
+            mail=obj.mail,
+            user_type=obj.user_type or "Member",
+        )
+    data: dict[str, Any] = obj.additional_data or {}
+    return DirectoryUser(
+        id=obj.id,
+        display_name=str(data.get("displayName") or ""),
+        mail=data.get("mail"),
+        user_type=str(data.get("userType") or "Member"),
+    )
+
+
+def _to_channel(channel: Channel) -> ChannelInfo:
+    membership = channel.membership_type
+    return ChannelInfo(
+        id=channel.id or "",
+        display_name=channel.display_name or "",
+        description=channel.description,
+        membership_type=str(membership.value) if membership is not None else "standard",
+    )
+
+
+def _membership_of(members: list[ConversationMember] | None, user_id: str) -> str | None:
+    wanted = user_id.lower()
+    for member in members or []:
+        if (
+            isinstance(member, AadUserConversationMember)
+            and (member.user_id or "").lower() == wanted
+            and member.id
+        ):
+            return member.id
+    return None
+
+
+def _prefer_enums(config: RequestConfiguration[Any]) -> RequestConfiguration[Any]:
+    config.headers.add(*_PREFER_ENUMS)
+    return config
+
+
+class GraphDirectory:
+    """core.ports.Directory over Microsoft Graph v1.0 with application permissions.
+
+    Every failure leaves as a core.errors.DirectoryError (see map_graph_error); lookups
+    answer None where Graph says 404.
+    """
+
+    def __init__(self, client: GraphServiceClient) -> None:
+        self._client = client
+        base_url = getattr(client.request_adapter, "base_url", "") or GLOBAL_GRAPH_URL
+        self._graph_root = str(base_url).rstrip("/")
+
+    @staticmethod
+    async def _call(operation: Operation, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except _GRAPH_FAILURES as exc:
+            raise map_graph_error(exc, operation) from exc
+
+    @staticmethod
+    async def _lookup(operation: Operation, call: Awaitable[T]) -> T | None:
+        try:
+            return await call
+        except APIError as exc:
+            if exc.response_status_code == 404:
+                return None
+            raise map_graph_error(exc, operation) from exc
+        except _GRAPH_FAILURES as exc:
+            raise map_graph_error(exc, operation) from exc
+
+    @staticmethod
+    def _unexpected(operation: Operation, what: str) -> PermanentDirectoryError:
+        return PermanentDirectoryError(
+            f"Microsoft Graph answered without {what} when asked to {operation.description}."
+        )
+
+    # --- users ----------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> DirectoryUser | None:
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_FIELDS)
+        user = await self._lookup(
+            GET_USER,
+            self._client.users.by_user_id(user_id).get(
+                request_configuration=RequestConfiguration(query_parameters=query)
+            ),
+        )
+        return _to_user(user)
+
+    async def get_manager(self, user_id: str) -> DirectoryUser | None:
+        query = ManagerRequestBuilder.ManagerRequestBuilderGetQueryParameters(select=USER_FIELDS)
+        manager = await self._lookup(
+            GET_MANAGER,
+            self._client.users.by_user_id(user_id).manager.get(
+                request_configuration=RequestConfiguration(query_parameters=query)
+            ),
+        )
+        return _to_user(manager)
+
+    async def find_user_by_email(self, email: str) -> DirectoryUser | None:
+        literal = _odata_string(email.strip())
+        # Invited guests are reliably found through otherMails (Entra's own guidance, A2).
+        for condition in (f"mail eq {literal}", f"otherMails/any(x:x eq {literal})"):
+            query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                filter=condition, select=USER_FIELDS
+            )
+            page = await self._call(
+                FIND_USER,
+                self._client.users.get(
+                    request_configuration=RequestConfiguration(query_parameters=query)
+                ),
+            )
+            for user in (page.value if page else None) or []:
+                found = _to_user(user)
+                if found is not None:
+                    return found
+        return None
+
+    async def invite_guest(
+        self, *, email: str, display_name: str, redirect_url: str
+    ) -> GuestInvitation:
+        body = Invitation(
+            invited_user_email_address=email,
+            invited_user_display_name=display_name,
+            invite_redirect_url=redirect_url,
+            send_invitation_message=True,
+        )
+        invitation = await self._call(INVITE_GUEST, self._client.invitations.post(body))
+        if invitation is None or invitation.invited_user is None or not invitation.invited_user.id:
+            raise self._unexpected(INVITE_GUEST, "the invited user's id")
+        return GuestInvitation(
+            invited_user_id=invitation.invited_user.id,
+            redeem_url=invitation.invite_redeem_url,
+            status=invitation.status or "PendingAcceptance",
+        )
+
+    # --- channels -------------------------------------------------------------------------
+
+    async def find_channel(self, team_id: str, display_name: str) -> ChannelInfo | None:
+        query = ChannelsRequestBuilder.ChannelsRequestBuilderGetQueryParameters(
+            filter=f"displayName eq {_odata_string(display_name)}", select=CHANNEL_FIELDS
+        )
+        config = _prefer_enums(RequestConfiguration(query_parameters=query))
+        page = await self._call(
+            FIND_CHANNEL,
+            self._client.teams.by_team_id(team_id).channels.get(request_configuration=config),
+        )
+        wanted = display_name.casefold()
+        for channel in (page.value if page else None) or []:
+            if (channel.display_name or "").casefold() == wanted and channel.id:
+                return _to_channel(channel)
+        return None
+
+    async def create_private_channel(
+        self, team_id: str, *, display_name: str, description: str, owner_id: str
+    ) -> ChannelInfo:
+        body = Channel(
+            odata_type="#Microsoft.Graph.channel",
+            display_name=display_name,
+            description=description,
+            membership_type=ChannelMembershipType.Private,
+            # App-only creation needs an owner who is already in the team (facts A4).
+            members=[_member_body(self._graph_root, owner_id, ["owner"])],
+        )
+        config = _prefer_enums(RequestConfiguration())
+        channel = await self._call(
+            CREATE_CHANNEL,
+            self._client.teams.by_team_id(team_id).channels.post(
+                body, request_configuration=config
+            ),
+        )
+        if channel is None or not channel.id:
+            raise self._unexpected(CREATE_CHANNEL, "the new channel's id")
+        return _to_channel(channel)
+
+    # --- memberships ----------------------------------------------------------------------
+
+    async def find_team_member(self, team_id: str, user_id: str) -> str | None:
+        query = TeamMembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+            filter=_member_filter(user_id)
+        )
+        page = await self._call(
+            FIND_TEAM_MEMBER,
+            self._client.teams.by_team_id(team_id).members.get(
+                request_configuration=RequestConfiguration(query_parameters=query)
+            ),
+        )
+        return _membership_of(page.value if page else None, user_id)
+
+    async def add_team_member(self, team_id: str, user_id: str) -> str:
+        member = await self._call(
+            ADD_TEAM_MEMBER,
+            self._client.teams.by_team_id(team_id).members.post(
+                _member_body(self._graph_root, user_id, [])
+            ),
+        )
+        if member is None or not member.id:
+            raise self._unexpected(ADD_TEAM_MEMBER, "a membership id")
+        return member.id
+
+    async def find_channel_member(self, team_id: str, channel_id: str, user_id: str) -> str | None:
+        query = ChannelMembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+            filter=_member_filter(user_id)
+        )
+        members = self._client.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members
+        page = await self._call(
+            FIND_CHANNEL_MEMBER,
+            members.get(request_configuration=RequestConfiguration(query_parameters=query)),
+        )
+        return _membership_of(page.value if page else None, user_id)
+
+    async def add_channel_member(self, team_id: str, channel_id: str, user_id: str) -> str:
+        members = self._client.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members
+        member = await self._call(
+            ADD_CHANNEL_MEMBER, members.post(_member_body(self._graph_root, user_id, []))
+        )
+        if member is None or not member.id:
+            raise self._unexpected(ADD_CHANNEL_MEMBER, "a membership id")
+        return member.id

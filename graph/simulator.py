@@ -1,0 +1,1487 @@
+"""A local stand-in for the Microsoft Graph v1.0 endpoints that GraphDirectory calls.
+
+Faithful to /work/shared/platform/graph-teams-facts.md sections A1-A7 and A13: Graph's JSON
+shapes and error body, channel-name rules, app-only private-channel rules, team-before-channel
+membership, guest roles, replication delay after an invitation. Every token is treated as an
+application (app-only) token. Used by dev mode and by the tests; state lives in memory.
+
+Test control happens through the Python API (seed, add_user, add_team, inject_fault,
+set_limits, set_faults, ...); `requests` records every request that reached the server, with
+its answer. With `control_api=True` a small HTTP control API under /_control does the same for
+a simulator in another process (seed, config, requests, state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import random
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from graph.rate_limits import GraphLimits, ThrottleState, api_path, charges
+
+Clock = Callable[[], float]
+Stage = Callable[[web.Request], Awaitable[None]]
+
+API_PREFIX = "/v1.0"
+CONTROL_PREFIX = "/_control"
+DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000f1"
+DEFAULT_TENANT_DOMAIN = "contoso"
+_GRAPH_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8"
+_MEMBER_TYPE = "#microsoft.graph.aadUserConversationMember"
+_NAME_TAKEN = "Channel name already existed, please use other name"
+_MAX_CHANNEL_NAME = 50
+_MAX_PRIVATE_MEMBERS_AT_CREATE = 200
+# Teams channel-name restrictions (facts A4).
+_FORBIDDEN_CHANNEL_CHARS = set("~#%&*{}+/\\:<>?|'\",")
+_RESERVED_CHANNEL_NAMES = frozenset(
+    {"forms", "con", "conin$", "conout$", "prn", "aux", "nul", "desktop.ini"}
+    | {f"com{i}" for i in range(1, 10)}
+    | {f"lpt{i}" for i in range(1, 10)}
+)
+_USER_DEFAULT_PROPERTIES = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
+# Status -> Graph's error code and message for scripted faults.
+_FAULT_BODIES: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "Bad request."),
+    401: ("InvalidAuthenticationToken", "Access token has expired or is not yet valid."),
+    403: ("Forbidden", "Insufficient privileges to complete the operation."),
+    404: ("NotFound", "Resource not found."),
+    409: ("Conflict", "The request conflicts with the current state of the resource."),
+    429: ("TooManyRequests", "Too many requests. Please retry again later."),
+    500: ("InternalServerError", "An internal server error occurred."),
+    502: ("BadGateway", "Bad gateway."),
+    503: ("ServiceUnavailable", "The service is temporarily unavailable."),
+    504: ("GatewayTimeout", "The gateway timed out."),
+}
+
+
+class GraphHttpError(Exception):
+    """Raised by the simulator's handlers; rendered as Graph's error body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.outcome = ""  # how the simulator came to answer so (RecordedRequest.outcome)
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SimUser:
+    id: str
+    display_name: str
+    mail: str | None
+    other_mails: list[str]
+    user_type: str
+    account_enabled: bool
+    manager_id: str | None
+    user_principal_name: str
+    invited_at: float | None = None  # clock() at invitation; drives the replication delay
+
+
+@dataclass
+class SimMember:
+    id: str  # the opaque membership id, not the user id
+    user_id: str
+    roles: list[str]
+
+
+@dataclass
+class SimChannel:
+    id: str
+    display_name: str
+    description: str | None
+    membership_type: str  # "standard" | "private" | "shared"
+    created_date_time: str
+    members: dict[str, SimMember] = field(default_factory=dict)  # private/shared only
+    deleted: bool = False
+
+
+@dataclass
+class SimTeam:
+    id: str  # = the Microsoft 365 group id
+    display_name: str
+    members: dict[str, SimMember] = field(default_factory=dict)
+    channels: list[SimChannel] = field(default_factory=list)  # General first
+
+    @property
+    def thread_id(self) -> str:
+        return self.channels[0].id
+
+
+@dataclass
+class SimInvitation:
+    id: str
+    invited_user_email_address: str
+    invited_user_display_name: str | None
+    invite_redirect_url: str
+    send_invitation_message: bool
+    invited_user_id: str
+    invite_redeem_url: str
+    status: str = "PendingAcceptance"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str  # decoded, including /v1.0
+    query: dict[str, str]
+    json: Any  # parsed body, None without one
+    headers: Mapping[str, str]  # case-insensitive; the Authorization value is redacted
+    time: float = 0.0  # time.monotonic() when it arrived, to check pacing (Retry-After)
+    status: int | None = None  # the status answered (None while in flight)
+    # Why the simulator answered as it did without Graph's logic deciding: "throttled:<key>",
+    # "fault", "fault-after-apply", "timeout", "timeout-after-apply", "scripted"; "" otherwise.
+    outcome: str = ""
+
+
+@dataclass
+class _Exchange:
+    """What the pipeline learnt about a request, for the handlers."""
+
+    request_id: str
+    json: Any = None
+    json_error: bool = False
+
+
+_EXCHANGE = web.RequestKey("graph_exchange", _Exchange)
+
+
+@dataclass
+class _Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int
+    retry_after: int | None
+    code: str
+    message: str
+
+
+def _path_regex(pattern: str) -> re.Pattern[str]:
+    """`*` matches one path segment, `**` any number of them."""
+    out = []
+    for part in re.split(r"(\*\*|\*)", pattern):
+        if part == "**":
+            out.append(".*")
+        elif part == "*":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out))
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def _new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+# --- $filter parsing (only the filters the adapter uses) ---------------------------------
+
+_STRING = r"'((?:[^']|'')*)'"
+_USER_MAIL = re.compile(rf"^\s*mail\s+eq\s+{_STRING}\s*$", re.I)
+_USER_OTHER_MAILS = re.compile(
+    rf"^\s*otherMails/any\(\s*(\w+)\s*:\s*(\w+)\s+eq\s+{_STRING}\s*\)\s*$", re.I
+)
+_CHANNEL_NAME = re.compile(rf"^\s*displayName\s+eq\s+{_STRING}\s*$", re.I)
+_CHANNEL_TYPE = re.compile(rf"^\s*membershipType\s+eq\s+{_STRING}\s*$", re.I)
+_MEMBER_USER_ID = re.compile(
+    rf"^\s*(\()?\s*microsoft\.graph\.aadUserConversationMember/userId\s+eq\s+{_STRING}\s*(\))?\s*$",
+    re.I,
+)
+_BIND = re.compile(r"/users(?:\('([^']+)'\)|/([^/?#()]+))$")
+
+
+def _unquote_odata(value: str) -> str:
+    return value.replace("''", "'")
+
+
+def _unsupported_query() -> GraphHttpError:
+    return GraphHttpError(400, "Request_UnsupportedQuery", "Unsupported Query.")
+
+
+class GraphSimulator:
+    """In-memory Microsoft Graph stand-in served by aiohttp under /v1.0.
+
+    Knobs: `replication_delay_s` (a freshly invited guest is 404 for team/channel member adds
+    for that long, measured with `clock`), `guest_team_add_forbidden` (403 when adding a guest
+    to a team, facts A6), `invited_guest_mail` (whether an invitation fills the new guest's
+    `mail`; `otherMails` is always filled), `accepted_token` (None accepts any bearer token),
+    `limits` (throttling per graph.rate_limits: 429 with Graph's body and an integer
+    Retry-After; None = off), `latency_s` (added to every answer), `fault_rate` /
+    `timeout_rate` / `timeout_hang_s` / `applied_fault_share` / `seed` (random 503/504 and
+    timeouts, see set_faults). `requests` records every request with its answer's status.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str = DEFAULT_TENANT_ID,
+        tenant_domain: str = DEFAULT_TENANT_DOMAIN,
+        clock: Clock = time.monotonic,
+        replication_delay_s: float = 0.0,
+        guest_team_add_forbidden: bool = False,
+        invited_guest_mail: bool = True,
+        accepted_token: str | None = None,
+        limits: GraphLimits | None = None,
+        latency_s: float = 0.0,
+        fault_rate: float = 0.0,
+        timeout_rate: float = 0.0,
+        timeout_hang_s: float = 30.0,
+        applied_fault_share: float = 0.5,
+        seed: int | None = None,
+        control_api: bool = False,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.tenant_domain = tenant_domain
+        self.clock = clock
+        self.replication_delay_s = replication_delay_s
+        self.guest_team_add_forbidden = guest_team_add_forbidden
+        self.invited_guest_mail = invited_guest_mail
+        self.accepted_token = accepted_token
+        self.latency_s = latency_s
+        self.fault_rate = fault_rate
+        self.timeout_rate = timeout_rate
+        self.timeout_hang_s = timeout_hang_s
+        self.applied_fault_share = applied_fault_share
+        self._rng = random.Random(seed)
+        self._throttle: ThrottleState | None = None
+        self.set_limits(limits)
+        self.requests: list[RecordedRequest] = []
+        self._users: dict[str, SimUser] = {}
+        self._teams: dict[str, SimTeam] = {}
+        self._invitations: list[SimInvitation] = []
+        self._faults: list[_Fault] = []
+        self._tokens_seen: list[str] = []
+        # The request pipeline: each stage may raise GraphHttpError. Random faults and
+        # timeouts come after it (they may let the handler apply the change first).
+        self._stages: list[Stage] = [self._authenticate, self._scripted_fault, self._rate_limit]
+        self._runner: web.AppRunner | None = None
+        self.base_url: str | None = None
+        self.control_api = control_api
+        self.app = self._build_app()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on host:port (0 = any free port); returns the base url ending in /v1.0."""
+        if self._runner is not None:
+            raise RuntimeError("GraphSimulator is already running")
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.base_url = f"http://{shown_host}:{bound_port}{API_PREFIX}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.base_url = None
+
+    # --- test control: seeding -----------------------------------------------------------
+
+    def add_user(
+        self,
+        display_name: str,
+        *,
+        id: str | None = None,
+        mail: str | None = None,
+        other_mails: Iterable[str] = (),
+        user_type: str = "Member",
+        account_enabled: bool = True,
+        manager_id: str | None = None,
+        user_principal_name: str | None = None,
+    ) -> str:
+        user_id = id or _new_guid()
+        if user_id in self._users:
+            raise ValueError(f"user {user_id} exists")
+        if user_principal_name is None:
+            if user_type == "Guest" and mail:
+                user_principal_name = self._guest_upn(mail)
+            elif mail:
+                user_principal_name = mail
+            else:
+                user_principal_name = f"{user_id}@{self.tenant_domain}.onmicrosoft.com"
+        self._users[user_id] = SimUser(
+            id=user_id,
+            display_name=display_name,
+            mail=mail,
+            other_mails=list(other_mails),
+            user_type=user_type,
+            account_enabled=account_enabled,
+            manager_id=manager_id,
+            user_principal_name=user_principal_name,
+        )
+        return user_id
+
+    def add_team(
+        self,
+        display_name: str,
+        *,
+        id: str | None = None,
+        owners: Iterable[str] = (),
+        members: Iterable[str] = (),
+    ) -> str:
+        """A team with its General channel; owners and members are user ids."""
+        team_id = id or _new_guid()
+        if team_id in self._teams:
+            raise ValueError(f"team {team_id} exists")
+        team = SimTeam(id=team_id, display_name=display_name)
+        team.channels.append(
+            SimChannel(
+                id=self._new_channel_id(),
+                display_name="General",
+                description=f"{display_name} general channel",
+                membership_type="standard",
+                created_date_time=_now_iso(),
+            )
+        )
+        self._teams[team_id] = team
+        for user_id in owners:
+            self._add_membership(
+                team.members, team.thread_id, self._require_user(user_id), ["owner"]
+            )
+        for user_id in members:
+            self._add_membership(team.members, team.thread_id, self._require_user(user_id), [])
+        return team_id
+
+    def add_channel(
+        self,
+        team_id: str,
+        display_name: str,
+        *,
+        membership_type: str = "standard",
+        description: str | None = None,
+        owners: Iterable[str] = (),
+        members: Iterable[str] = (),
+        id: str | None = None,
+    ) -> str:
+        """A channel made outside Graph's validation (for arranging a test)."""
+        team = self._require_team(team_id)
+        channel = SimChannel(
+            id=id or self._new_channel_id(),
+            display_name=display_name,
+            description=description,
+            membership_type=membership_type,
+            created_date_time=_now_iso(),
+        )
+        team.channels.append(channel)
+        if membership_type != "standard":
+            for user_id in owners:
+                self._add_membership(
+                    channel.members, channel.id, self._require_user(user_id), ["owner"]
+                )
+            for user_id in members:
+                self._add_membership(channel.members, channel.id, self._require_user(user_id), [])
+        return channel.id
+
+    def delete_channel(self, team_id: str, channel_id: str) -> None:
+        """Soft delete: the channel disappears but its name stays reserved (facts A4)."""
+        self._require_channel(self._require_team(team_id), channel_id).deleted = True
+
+    def set_account_enabled(self, user_id: str, enabled: bool) -> None:
+        self._require_user(user_id).account_enabled = enabled
+
+    def seed(
+        self,
+        *,
+        users: Iterable[Mapping[str, Any]] = (),
+        teams: Iterable[Mapping[str, Any]] = (),
+    ) -> None:
+        """Bulk add_user / add_team; each mapping holds that method's keyword arguments."""
+        for spec in users:
+            self.add_user(**spec)
+        for spec in teams:
+            self.add_team(**spec)
+
+    def inject_fault(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next `times` matching requests with `status` and Graph's error body.
+
+        `method` is an HTTP method or "*"; `path_pattern` is matched against the path after
+        /v1.0, where `*` stands for one segment and `**` for any ("/teams/*/members").
+        `retry_after` becomes an integer Retry-After header.
+        """
+        default_code, default_message = _FAULT_BODIES.get(
+            status, (HTTPStatus(status).phrase.replace(" ", ""), HTTPStatus(status).phrase)
+        )
+        self._faults.append(
+            _Fault(
+                method=method.upper(),
+                pattern=_path_regex(path_pattern),
+                status=status,
+                remaining=times,
+                retry_after=retry_after,
+                code=code or default_code,
+                message=message or default_message,
+            )
+        )
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def set_limits(self, limits: GraphLimits | None) -> None:
+        """Throttle at `limits` (graph.rate_limits.DOCUMENTED_LIMITS for Graph's documented
+        numbers) from now on, with full buckets; None turns throttling off."""
+        self.limits = limits
+        self._throttle = ThrottleState(limits, self.clock) if limits is not None else None
+
+    def set_faults(
+        self,
+        *,
+        fault_rate: float | None = None,
+        timeout_rate: float | None = None,
+        timeout_hang_s: float | None = None,
+        applied_fault_share: float | None = None,
+        latency_s: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Random faults: `fault_rate` of requests answer 503 or 504; `timeout_rate` of them
+        hang for `timeout_hang_s` (past the client's timeout) and then answer 504. Of the
+        504s and timeouts, `applied_fault_share` made their change before failing, as a
+        gateway timeout in front of a slow backend does. `latency_s` delays every answer."""
+        if fault_rate is not None:
+            self.fault_rate = fault_rate
+        if timeout_rate is not None:
+            self.timeout_rate = timeout_rate
+        if timeout_hang_s is not None:
+            self.timeout_hang_s = timeout_hang_s
+        if applied_fault_share is not None:
+            self.applied_fault_share = applied_fault_share
+        if latency_s is not None:
+            self.latency_s = latency_s
+        if seed is not None:
+            self._rng = random.Random(seed)
+
+    def applied_writes(self) -> dict[tuple[str, ...], int]:
+        """How many times each provisioning write took effect (answered 2xx, or failed after
+        applying): ("invitation", email), ("channel", team, name), ("team_member", team,
+        user), ("channel_member", team, channel, user). More than 1 is a duplicate."""
+        counts: dict[tuple[str, ...], int] = {}
+        for r in self.requests:
+            ok = r.status is not None and 200 <= r.status < 300
+            if r.method != "POST" or not (ok or r.outcome.endswith("after-apply")):
+                continue
+            key = self._write_key(api_path(r.path), r.json)
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def duplicate_writes(self) -> dict[tuple[str, ...], int]:
+        return {key: n for key, n in self.applied_writes().items() if n > 1}
+
+    @staticmethod
+    def _write_key(path: str, body: Any) -> tuple[str, ...] | None:
+        body = body if isinstance(body, dict) else {}
+        parts = [p for p in path.split("/") if p]
+        bind = body.get("user@odata.bind")
+        match = _BIND.search(bind) if isinstance(bind, str) else None
+        user = (match.group(1) or match.group(2)).lower() if match else ""
+        if parts == ["invitations"]:
+            return ("invitation", str(body.get("invitedUserEmailAddress", "")).lower())
+        if len(parts) == 3 and parts[0] == "teams" and parts[2] == "channels":
+            return ("channel", parts[1], str(body.get("displayName", "")).lower())
+        if len(parts) == 3 and parts[0] == "teams" and parts[2] == "members":
+            return ("team_member", parts[1], user)
+        if len(parts) == 5 and parts[0] == "teams" and parts[4] == "members":
+            return ("channel_member", parts[1], parts[3], user)
+        return None
+
+    def answered(self, status: int | None = None) -> list[RecordedRequest]:
+        """Recorded requests that got an answer (with `status`, if given)."""
+        return [
+            r
+            for r in self.requests
+            if r.status is not None and (status is None or r.status == status)
+        ]
+
+    # --- test control: read-only views (copies) -------------------------------------------
+
+    @property
+    def users(self) -> dict[str, SimUser]:
+        return copy.deepcopy(self._users)
+
+    def user(self, user_id: str) -> SimUser | None:
+        found = self._users.get(user_id)
+        return copy.deepcopy(found) if found else None
+
+    @property
+    def team_ids(self) -> list[str]:
+        return list(self._teams)
+
+    def channels(self, team_id: str, *, include_deleted: bool = False) -> list[SimChannel]:
+        team = self._require_team(team_id)
+        return [copy.deepcopy(c) for c in team.channels if include_deleted or not c.deleted]
+
+    def team_members(self, team_id: str) -> list[SimMember]:
+        return [copy.deepcopy(m) for m in self._require_team(team_id).members.values()]
+
+    def channel_members(self, team_id: str, channel_id: str) -> list[SimMember]:
+        team = self._require_team(team_id)
+        channel = self._require_channel(team, channel_id)
+        source = team.members if channel.membership_type == "standard" else channel.members
+        return [copy.deepcopy(m) for m in source.values()]
+
+    @property
+    def invitations(self) -> list[SimInvitation]:
+        return copy.deepcopy(self._invitations)
+
+    @property
+    def tokens_seen(self) -> list[str]:
+        """Bearer tokens received, in order (kept out of `requests`)."""
+        return list(self._tokens_seen)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _require_user(self, user_id: str) -> SimUser:
+        try:
+            return self._users[user_id]
+        except KeyError:
+            raise KeyError(f"no user {user_id}") from None
+
+    def _require_team(self, team_id: str) -> SimTeam:
+        try:
+            return self._teams[team_id]
+        except KeyError:
+            raise KeyError(f"no team {team_id}") from None
+
+    @staticmethod
+    def _require_channel(team: SimTeam, channel_id: str) -> SimChannel:
+        for channel in team.channels:
+            if channel.id == channel_id:
+                return channel
+        raise KeyError(f"no channel {channel_id} in team {team.id}")
+
+    def _guest_upn(self, mail: str) -> str:
+        return f"{mail.replace('@', '_')}#EXT#@{self.tenant_domain}.onmicrosoft.com"
+
+    @staticmethod
+    def _new_channel_id() -> str:
+        return f"19:{uuid.uuid4().hex}@thread.tacv2"
+
+    def _membership_id(self, thread_id: str, user_id: str) -> str:
+        raw = f"0#1##{self.tenant_id}##{thread_id}##{user_id}"
+        return base64.b64encode(raw.encode()).decode()
+
+    def _add_membership(
+        self, members: dict[str, SimMember], thread_id: str, user: SimUser, roles: list[str]
+    ) -> SimMember:
+        existing = members.get(user.id)
+        if existing is not None:
+            return existing
+        shown_roles = list(roles)
+        # Graph reports guests with the "guest" role whatever was asked for (facts A6).
+        if user.user_type == "Guest" and "guest" not in shown_roles:
+            shown_roles = [*shown_roles, "guest"]
+        member = SimMember(
+            id=self._membership_id(thread_id, user.id), user_id=user.id, roles=shown_roles
+        )
+        members[user.id] = member
+        return member
+
+    def _find_user(self, key: str) -> SimUser | None:
+        if key in self._users:
+            return self._users[key]
+        lowered = key.lower()
+        for user in self._users.values():
+            if user.id.lower() == lowered or user.user_principal_name.lower() == lowered:
+                return user
+        return None
+
+    def _find_by_email(self, email: str) -> SimUser | None:
+        lowered = email.lower()
+        for user in self._users.values():
+            if (user.mail or "").lower() == lowered or lowered in (
+                m.lower() for m in user.other_mails
+            ):
+                return user
+        return None
+
+    def _not_yet_replicated(self, user: SimUser) -> bool:
+        if user.invited_at is None:
+            return False
+        return self.clock() < user.invited_at + self.replication_delay_s
+
+    # --- HTTP: app and pipeline -----------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._pipeline])
+        p = API_PREFIX
+        app.router.add_get(f"{p}/users", self._list_users)
+        app.router.add_get(f"{p}/users/{{user_id}}", self._get_user)
+        app.router.add_get(f"{p}/users/{{user_id}}/manager", self._get_manager)
+        app.router.add_post(f"{p}/invitations", self._post_invitation)
+        app.router.add_get(f"{p}/teams/{{team_id}}/channels", self._list_channels)
+        app.router.add_post(f"{p}/teams/{{team_id}}/channels", self._post_channel)
+        app.router.add_get(f"{p}/teams/{{team_id}}/members", self._list_team_members)
+        app.router.add_post(f"{p}/teams/{{team_id}}/members", self._post_team_member)
+        members = f"{p}/teams/{{team_id}}/channels/{{channel_id}}/members"
+        app.router.add_get(members, self._list_channel_members)
+        app.router.add_post(members, self._post_channel_member)
+        if self.control_api:
+            app.router.add_post(f"{CONTROL_PREFIX}/seed", self._control_seed)
+            app.router.add_post(f"{CONTROL_PREFIX}/config", self._control_config)
+            app.router.add_get(f"{CONTROL_PREFIX}/requests", self._control_requests)
+            app.router.add_get(f"{CONTROL_PREFIX}/state", self._control_state)
+        return app
+
+    # --- control API (HTTP, for a simulator in another process) ----------------------------
+
+    async def _control_seed(self, request: web.Request) -> web.Response:
+        """Body: {"users": [add_user kwargs], "teams": [add_team kwargs]}."""
+        body = await request.json()
+        before_users, before_teams = set(self._users), set(self._teams)
+        self.seed(users=body.get("users", ()), teams=body.get("teams", ()))
+        return web.json_response(
+            {
+                "users": [u for u in self._users if u not in before_users],
+                "teams": [t for t in self._teams if t not in before_teams],
+            }
+        )
+
+    async def _control_config(self, request: web.Request) -> web.Response:
+        """Body: any of "limits" ("documented" or null), "latency_s", "fault_rate",
+        "timeout_rate", "timeout_hang_s", "applied_fault_share", "seed",
+        "replication_delay_s", "guest_team_add_forbidden", "clear_requests" (true)."""
+        body = await request.json()
+        if "limits" in body:
+            self.set_limits(GraphLimits() if body["limits"] == "documented" else None)
+        self.set_faults(
+            **{
+                key: body[key]
+                for key in (
+                    "fault_rate",
+                    "timeout_rate",
+                    "timeout_hang_s",
+                    "applied_fault_share",
+                    "latency_s",
+                    "seed",
+                )
+                if key in body
+            }
+        )
+        if "replication_delay_s" in body:
+            self.replication_delay_s = float(body["replication_delay_s"])
+        if "guest_team_add_forbidden" in body:
+            self.guest_team_add_forbidden = bool(body["guest_team_add_forbidden"])
+        if body.get("clear_requests"):
+            self.requests.clear()
+        return web.json_response({"ok": True})
+
+    async def _control_requests(self, request: web.Request) -> web.Response:
+        """Every request received, in order, with its answer's status."""
+        return web.json_response(
+            [
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "query": r.query,
+                    "json": r.json,
+                    "time": r.time,
+                    "status": r.status,
+                    "outcome": r.outcome,
+                }
+                for r in self.requests
+            ]
+        )
+
+    async def _control_state(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "invitations": [i.invited_user_email_address for i in self._invitations],
+                "channels": {
+                    t.id: [c.display_name for c in t.channels] for t in self._teams.values()
+                },
+                "duplicate_writes": [
+                    {"write": list(key), "times": n} for key, n in self.duplicate_writes().items()
+                ],
+            }
+        )
+
+    @web.middleware
+    async def _pipeline(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)  # the control API is not Graph: no pipeline
+        request_id = _new_guid()
+        request[_EXCHANGE] = _Exchange(request_id=request_id)
+        index = await self._record(request)
+        response: web.StreamResponse
+        outcome = ""
+        try:
+            for stage in self._stages:
+                await stage(request)
+            await self._random_fault(request, handler)
+            response = await handler(request)
+        except GraphHttpError as error:
+            outcome = error.outcome
+            response = self._error_response(request, error)
+        except web.HTTPMethodNotAllowed:
+            response = self._error_response(
+                request,
+                GraphHttpError(
+                    405,
+                    "Request_BadRequest",
+                    "Specified HTTP method is not allowed for the request target.",
+                ),
+            )
+        except web.HTTPNotFound:
+            segment = request.path.rstrip("/").rsplit("/", 1)[-1]
+            response = self._error_response(
+                request,
+                GraphHttpError(
+                    400, "BadRequest", f"Resource not found for the segment '{segment}'."
+                ),
+            )
+        response.headers["request-id"] = request_id
+        client_request_id = request.headers.get("client-request-id", request_id)
+        response.headers["client-request-id"] = client_request_id
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        self.requests[index] = dataclasses.replace(
+            self.requests[index], status=response.status, outcome=outcome
+        )
+        return response
+
+    async def _random_fault(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> None:
+        """Maybe fail this request at random (see set_faults)."""
+        if self.fault_rate <= 0 and self.timeout_rate <= 0:
+            return
+        draw = self._rng.random()
+        if draw < self.fault_rate:
+            status = self._rng.choice((503, 504))
+            applied = status == 504 and self._rng.random() < self.applied_fault_share
+            if applied:
+                await self._apply_quietly(request, handler)
+            code, message = _FAULT_BODIES[status]
+            error = GraphHttpError(status, code, message)
+            error.outcome = "fault-after-apply" if applied else "fault"
+            raise error
+        if draw < self.fault_rate + self.timeout_rate:
+            applied = self._rng.random() < self.applied_fault_share
+            if applied:
+                await self._apply_quietly(request, handler)
+            await asyncio.sleep(self.timeout_hang_s)
+            code, message = _FAULT_BODIES[504]
+            error = GraphHttpError(504, code, message)
+            error.outcome = "timeout-after-apply" if applied else "timeout"
+            raise error
+
+    @staticmethod
+    async def _apply_quietly(
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> None:
+        with contextlib.suppress(GraphHttpError, web.HTTPException):
+            await handler(request)
+
+    async def _rate_limit(self, request: web.Request) -> None:
+        if self._throttle is None:
+            return
+        path = api_path(request.path)
+        refused = self._throttle.admit(charges(request.method, path, request.query))
+        if refused is None:
+            return
+        wait_s, key = refused
+        seconds = max(1, math.ceil(wait_s))  # integer seconds, as Graph sends (facts B6)
+        headers = {"Retry-After": str(seconds)}
+        if key.startswith("identity"):
+            headers["x-ms-throttle-scope"] = (
+                f"Tenant_Application/{'ReadWrite' if 'writes' in key else 'All'}/"
+                f"{_new_guid()}/{self.tenant_id}"
+            )
+            headers["x-ms-throttle-information"] = (
+                "WriteLimitExceeded" if "writes" in key else "ResourceUnitLimitExceeded"
+            )
+        error = GraphHttpError(
+            429,
+            "TooManyRequests",
+            f"Too many requests from Identifier:{self.tenant_id} under category:{key}. "
+            "Please try again later.",
+            headers=headers,
+        )
+        error.outcome = f"throttled:{key}"
+        raise error
+
+    async def _record(self, request: web.Request) -> int:
+        body: Any = None
+        exchange = request[_EXCHANGE]
+        if request.can_read_body:
+            raw = await request.read()
+            if raw:
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    exchange.json_error = True
+        exchange.json = body
+        headers = request.headers.copy()  # case-insensitive, like HTTP
+        if "Authorization" in headers:
+            headers["Authorization"] = "<redacted>"
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                json=body,
+                headers=headers,
+                time=time.monotonic(),
+            )
+        )
+        return len(self.requests) - 1
+
+    async def _authenticate(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise GraphHttpError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token is empty.",
+                headers={"WWW-Authenticate": 'Bearer realm=""'},
+            )
+        self._tokens_seen.append(token)
+        if self.accepted_token is not None and token != self.accepted_token:
+            raise GraphHttpError(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience.",
+                headers={"WWW-Authenticate": 'Bearer realm=""'},
+            )
+
+    async def _scripted_fault(self, request: web.Request) -> None:
+        path = request.path[len(API_PREFIX) :] if request.path.startswith(API_PREFIX) else ""
+        for fault in self._faults:
+            if fault.method not in ("*", request.method) or not fault.pattern.fullmatch(path):
+                continue
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._faults.remove(fault)
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(int(fault.retry_after))
+            error = GraphHttpError(fault.status, fault.code, fault.message, headers=headers)
+            error.outcome = "scripted"
+            raise error
+
+    def _error_response(self, request: web.Request, error: GraphHttpError) -> web.Response:
+        exchange = request.get(_EXCHANGE)
+        request_id = exchange.request_id if exchange else _new_guid()
+        body = {
+            "error": {
+                "code": error.code,
+                "message": error.message,
+                "innerError": {
+                    "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "request-id": request_id,
+                    "client-request-id": request.headers.get("client-request-id", request_id),
+                },
+            }
+        }
+        return web.json_response(body, status=error.status, headers=error.headers)
+
+    def _context(self, request: web.Request, fragment: str) -> str:
+        return f"{request.scheme}://{request.host}{API_PREFIX}/$metadata#{fragment}"
+
+    @staticmethod
+    def _json(payload: Any, status: int = 200) -> web.Response:
+        return web.Response(
+            status=status, body=json.dumps(payload).encode(), headers={"Content-Type": _GRAPH_JSON}
+        )
+
+    @staticmethod
+    def _body(request: web.Request) -> dict[str, Any]:
+        exchange = request[_EXCHANGE]
+        body = exchange.json
+        if exchange.json_error or not isinstance(body, dict):
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                "Unable to read JSON request payload. Please ensure Content-Type header is set "
+                "and payload is of valid JSON format.",
+            )
+        return body
+
+    @staticmethod
+    def _select(request: web.Request, entity: dict[str, Any], type_name: str) -> dict[str, Any]:
+        raw = request.query.get("$select")
+        if not raw:
+            return entity
+        wanted = [p.strip() for p in raw.split(",") if p.strip()]
+        known = {k.lower(): k for k in entity}
+        out: dict[str, Any] = {}
+        if "@odata.type" in entity:
+            out["@odata.type"] = entity["@odata.type"]
+        for prop in wanted:
+            key = known.get(prop.lower())
+            if key is None:
+                raise GraphHttpError(
+                    400,
+                    "BadRequest",
+                    f"Could not find a property named '{prop}' on type "
+                    f"'microsoft.graph.{type_name}'.",
+                )
+            out[key] = entity[key]
+        return out
+
+    @staticmethod
+    def _top(request: web.Request, items: list[Any]) -> list[Any]:
+        raw = request.query.get("$top")
+        if raw is None:
+            return items
+        if not raw.isdigit():
+            raise GraphHttpError(400, "BadRequest", f"Invalid $top value '{raw}'.")
+        return items[: int(raw)]
+
+    def _check_query_options(self, request: web.Request, allowed: set[str]) -> None:
+        for key in request.query:
+            if key.startswith("$") and key not in allowed:
+                raise _unsupported_query()
+
+    # --- users ----------------------------------------------------------------------------
+
+    def _user_json(self, user: SimUser, *, typed: bool = False) -> dict[str, Any]:
+        entity: dict[str, Any] = {
+            "businessPhones": [],
+            "displayName": user.display_name,
+            "givenName": None,
+            "jobTitle": None,
+            "mail": user.mail,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+            "surname": None,
+            "userPrincipalName": user.user_principal_name,
+            "id": user.id,
+            # Returned only when $select names them, like Graph.
+            "userType": user.user_type,
+            "accountEnabled": user.account_enabled,
+            "otherMails": list(user.other_mails),
+            "externalUserState": "PendingAcceptance" if user.invited_at is not None else None,
+        }
+        if typed:
+            entity = {"@odata.type": "#microsoft.graph.user", **entity}
+        return entity
+
+    def _render_user(self, request: web.Request, user: SimUser, *, typed: bool = False) -> Any:
+        entity = self._user_json(user, typed=typed)
+        if request.query.get("$select"):
+            return self._select(request, entity, "user")
+        keep = {"@odata.type", *_USER_DEFAULT_PROPERTIES}
+        return {k: v for k, v in entity.items() if k in keep}
+
+    def _user_not_found(self, key: str) -> GraphHttpError:
+        return GraphHttpError(
+            404,
+            "Request_ResourceNotFound",
+            f"Resource '{key}' does not exist or one of its queried reference-property objects "
+            "are not present.",
+        )
+
+    async def _get_user(self, request: web.Request) -> web.Response:
+        self._check_query_options(request, {"$select"})
+        key = request.match_info["user_id"]
+        user = self._find_user(key)
+        if user is None:
+            raise self._user_not_found(key)
+        payload: dict[str, Any] = {"@odata.context": self._context(request, "users/$entity")}
+        payload.update(self._render_user(request, user))
+        return self._json(payload)
+
+    async def _get_manager(self, request: web.Request) -> web.Response:
+        self._check_query_options(request, {"$select"})
+        key = request.match_info["user_id"]
+        user = self._find_user(key)
+        if user is None:
+            raise self._user_not_found(key)
+        manager = self._users.get(user.manager_id) if user.manager_id else None
+        if manager is None:
+            raise self._user_not_found("manager")
+        payload: dict[str, Any] = {
+            "@odata.context": self._context(request, "directoryObjects/$entity")
+        }
+        payload.update(self._render_user(request, manager, typed=True))
+        return self._json(payload)
+
+    async def _list_users(self, request: web.Request) -> web.Response:
+        self._check_query_options(request, {"$select", "$filter", "$top"})
+        users = list(self._users.values())
+        raw_filter = request.query.get("$filter")
+        if raw_filter is not None:
+            if match := _USER_MAIL.match(raw_filter):
+                wanted = _unquote_odata(match.group(1)).lower()
+                users = [u for u in users if (u.mail or "").lower() == wanted]
+            elif (match := _USER_OTHER_MAILS.match(raw_filter)) and match.group(1) == match.group(
+                2
+            ):
+                wanted = _unquote_odata(match.group(3)).lower()
+                users = [u for u in users if wanted in (m.lower() for m in u.other_mails)]
+            else:
+                raise _unsupported_query()
+        rendered = [self._render_user(request, u) for u in self._top(request, users)]
+        return self._json({"@odata.context": self._context(request, "users"), "value": rendered})
+
+    # --- invitations ----------------------------------------------------------------------
+
+    async def _post_invitation(self, request: web.Request) -> web.Response:
+        body = self._body(request)
+        email = body.get("invitedUserEmailAddress")
+        redirect = body.get("inviteRedirectUrl")
+        if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            raise GraphHttpError(
+                400, "BadRequest", "The invited user email address is missing or invalid."
+            )
+        if not isinstance(redirect, str) or not redirect:
+            raise GraphHttpError(400, "BadRequest", "The invite redirect URL is required.")
+        display_name = body.get("invitedUserDisplayName")
+        send_message = bool(body.get("sendInvitationMessage", False))
+        existing = self._find_by_email(email)
+        if existing is not None and existing.user_type != "Guest":
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                "The invited user already exists in the directory as a member of this "
+                "organization.",
+            )
+        if existing is None:
+            user_id = self.add_user(
+                display_name if isinstance(display_name, str) and display_name else email,
+                mail=email if self.invited_guest_mail else None,
+                other_mails=[email],
+                user_type="Guest",
+                user_principal_name=self._guest_upn(email),
+            )
+            guest = self._users[user_id]
+            guest.invited_at = self.clock()
+        else:
+            guest = existing  # re-invite: Graph answers with the same guest object (facts A2)
+        invitation = SimInvitation(
+            id=_new_guid(),
+            invited_user_email_address=email,
+            invited_user_display_name=display_name if isinstance(display_name, str) else None,
+            invite_redirect_url=redirect,
+            send_invitation_message=send_message,
+            invited_user_id=guest.id,
+            invite_redeem_url=(
+                "https://login.microsoftonline.com/redeem?rd="
+                + quote(
+                    f"https://invitations.microsoft.com/redeem/?tenant={self.tenant_id}"
+                    f"&user={guest.id}&ticket={uuid.uuid4().hex}",
+                    safe="",
+                )
+            ),
+        )
+        self._invitations.append(invitation)
+        payload: dict[str, Any] = {
+            "@odata.context": self._context(request, "invitations/$entity"),
+            "id": invitation.id,
+            "inviteRedeemUrl": invitation.invite_redeem_url,
+            "invitedUserDisplayName": invitation.invited_user_display_name,
+            "invitedUserType": "Guest",
+            "invitedUserEmailAddress": email,
+            "sendInvitationMessage": send_message,
+            "resetRedemption": bool(body.get("resetRedemption", False)),
+            "inviteRedirectUrl": redirect,
+            "status": invitation.status,
+            "invitedUserMessageInfo": {
+                "messageLanguage": None,
+                "customizedMessageBody": None,
+                "ccRecipients": [],
+            },
+            "invitedUser": {"id": guest.id},
+        }
+        return self._json(payload, status=201)
+
+    # --- teams and channels ---------------------------------------------------------------
+
+    def _team(self, request: web.Request) -> SimTeam:
+        team_id = request.match_info["team_id"]
+        team = self._teams.get(team_id)
+        if team is None:
+            raise GraphHttpError(404, "NotFound", f"No team found with Group Id {team_id}")
+        return team
+
+    def _channel(self, request: web.Request, team: SimTeam) -> SimChannel:
+        channel_id = request.match_info["channel_id"]
+        for channel in team.channels:
+            if channel.id == channel_id and not channel.deleted:
+                return channel
+        raise GraphHttpError(404, "NotFound", f"Channel {channel_id} not found in team {team.id}.")
+
+    def _channel_json(self, request: web.Request, team: SimTeam, channel: SimChannel) -> Any:
+        membership_type = channel.membership_type
+        prefer = request.headers.get("Prefer", "").lower()
+        # `shared` sits after unknownFutureValue in the evolvable enum (facts A4).
+        if membership_type == "shared" and "include-unknown-enum-members" not in prefer:
+            membership_type = "unknownFutureValue"
+        entity = {
+            "id": channel.id,
+            "createdDateTime": channel.created_date_time,
+            "displayName": channel.display_name,
+            "description": channel.description,
+            "isFavoriteByDefault": None,
+            "email": "",
+            "tenantId": self.tenant_id,
+            "webUrl": (
+                f"https://teams.microsoft.com/l/channel/{quote(channel.id, safe='')}/"
+                f"{quote(channel.display_name)}?groupId={team.id}&tenantId={self.tenant_id}"
+            ),
+            "membershipType": membership_type,
+        }
+        return self._select(request, entity, "channel")
+
+    async def _list_channels(self, request: web.Request) -> web.Response:
+        self._check_query_options(request, {"$select", "$filter"})
+        team = self._team(request)
+        channels = [c for c in team.channels if not c.deleted]
+        raw_filter = request.query.get("$filter")
+        if raw_filter is not None:
+            if match := _CHANNEL_NAME.match(raw_filter):
+                wanted = _unquote_odata(match.group(1)).lower()
+                channels = [c for c in channels if c.display_name.lower() == wanted]
+            elif match := _CHANNEL_TYPE.match(raw_filter):
+                wanted = _unquote_odata(match.group(1)).lower()
+                channels = [c for c in channels if c.membership_type == wanted]
+            else:
+                raise _unsupported_query()
+        payload: dict[str, Any] = {
+            "@odata.context": self._context(request, f"teams('{team.id}')/channels"),
+            "value": [self._channel_json(request, team, c) for c in channels],
+        }
+        return self._json(payload)
+
+    @staticmethod
+    def _validate_channel_name(name: Any) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise GraphHttpError(400, "BadRequest", "Channel displayName is required.")
+        if len(name) > _MAX_CHANNEL_NAME:
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                f"Channel name cannot be longer than {_MAX_CHANNEL_NAME} characters.",
+            )
+        bad = sorted({ch for ch in name if ch in _FORBIDDEN_CHANNEL_CHARS})
+        controls = [ch for ch in name if ord(ch) < 0x20 or 0x80 <= ord(ch) <= 0x9F]
+        lowered = name.lower()
+        if (
+            bad
+            or controls
+            or ".." in name
+            or lowered in _RESERVED_CHANNEL_NAMES
+            or "_vti_" in lowered
+            or name.startswith(("_", "."))
+            or name.endswith(".")
+        ):
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                "Channel name contains invalid characters or words. Names can't contain "
+                "~ # % & * { } + / \\ : < > ? | ' \" , or .., can't be a reserved word and "
+                "can't start with _ or . or end with .",
+            )
+        return name
+
+    def _bound_user(self, member: Mapping[str, Any]) -> SimUser | None:
+        bind = member.get("user@odata.bind")
+        if not isinstance(bind, str) or not (match := _BIND.search(bind)):
+            raise GraphHttpError(
+                400, "BadRequest", "Bind property 'user@odata.bind' is missing or malformed."
+            )
+        return self._find_user(match.group(1) or match.group(2))
+
+    @staticmethod
+    def _roles(member: Mapping[str, Any]) -> list[str]:
+        roles = member.get("roles", [])
+        if not isinstance(roles, list) or any(not isinstance(r, str) for r in roles):
+            raise GraphHttpError(400, "BadRequest", "roles must be a list of strings.")
+        return [r.lower() for r in roles]
+
+    @staticmethod
+    def _require_member_type(member: Mapping[str, Any]) -> None:
+        if not isinstance(member, Mapping) or "@odata.type" not in member:
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                "'odata.type' must be specified in the request body for each member.",
+            )
+        if str(member["@odata.type"]).lower() != _MEMBER_TYPE.lower():
+            raise GraphHttpError(
+                400, "BadRequest", f"Unsupported member type '{member['@odata.type']}'."
+            )
+
+    async def _post_channel(self, request: web.Request) -> web.Response:
+        team = self._team(request)
+        body = self._body(request)
+        name = self._validate_channel_name(body.get("displayName"))
+        membership_type = str(body.get("membershipType", "standard"))
+        if membership_type not in ("standard", "private", "shared"):
+            raise GraphHttpError(
+                400, "BadRequest", f"Invalid membershipType value '{membership_type}'."
+            )
+        # Deleted channels keep their name reserved.
+        if any(c.display_name.lower() == name.lower() for c in team.channels):
+            raise GraphHttpError(400, "NameAlreadyExists", _NAME_TAKEN)
+        description = body.get("description")
+        owners: list[SimUser] = []
+        if membership_type != "standard":
+            members = body.get("members")
+            if not isinstance(members, list) or not members:
+                raise GraphHttpError(
+                    400,
+                    "BadRequest",
+                    f"Cannot create a {membership_type} channel: no members specified when "
+                    "calling from an Application.",
+                )
+            if membership_type == "private" and len(members) > _MAX_PRIVATE_MEMBERS_AT_CREATE:
+                raise GraphHttpError(
+                    400,
+                    "BadRequest",
+                    f"A private channel can have at most {_MAX_PRIVATE_MEMBERS_AT_CREATE} "
+                    "members at creation.",
+                )
+            for member in members:
+                self._require_member_type(member)
+                roles = self._roles(member)
+                user = self._bound_user(member)
+                if user is None or not user.account_enabled or self._not_yet_replicated(user):
+                    raise GraphHttpError(
+                        404, "NotFound", "The user specified as member was not found."
+                    )
+                # Only owners are honoured at create; others join afterwards (facts A4).
+                if "owner" not in roles:
+                    continue
+                if user.id not in team.members:
+                    raise GraphHttpError(
+                        400,
+                        "BadRequest",
+                        f"User {user.id} is not part of team {team.id}; a channel owner must "
+                        "be a member of the team first.",
+                    )
+                if user.user_type == "Guest":
+                    raise GraphHttpError(400, "BadRequest", "Guests cannot be channel owners.")
+                owners.append(user)
+            if not owners:
+                raise GraphHttpError(
+                    400,
+                    "BadRequest",
+                    f"Cannot create a {membership_type} channel: no owner specified when "
+                    "calling from an Application.",
+                )
+            if membership_type == "shared" and len(owners) != 1:
+                raise GraphHttpError(
+                    400, "BadRequest", "A shared channel must be created with exactly one owner."
+                )
+        channel = SimChannel(
+            id=self._new_channel_id(),
+            display_name=name,
+            description=description if isinstance(description, str) else None,
+            membership_type=membership_type,
+            created_date_time=_now_iso(),
+        )
+        team.channels.append(channel)
+        for owner in owners:
+            self._add_membership(channel.members, channel.id, owner, ["owner"])
+        context = f"teams('{team.id}')/channels/$entity"
+        payload: dict[str, Any] = {"@odata.context": self._context(request, context)}
+        payload.update(self._channel_json(request, team, channel))
+        return self._json(payload, status=201)
+
+    # --- memberships ----------------------------------------------------------------------
+
+    def _member_json(self, team: SimTeam, member: SimMember) -> dict[str, Any]:
+        user = self._users.get(member.user_id)
+        return {
+            "@odata.type": _MEMBER_TYPE,
+            "id": member.id,
+            "roles": list(member.roles),
+            "displayName": user.display_name if user else None,
+            "visibleHistoryStartDateTime": "0001-01-01T00:00:00Z",
+            "userId": member.user_id,
+            "email": user.mail if user else None,
+            "tenantId": self.tenant_id,
+        }
+
+    def _filter_members(self, request: web.Request, members: list[SimMember]) -> list[SimMember]:
+        self._check_query_options(request, {"$filter", "$top", "$select"})
+        raw_filter = request.query.get("$filter")
+        if raw_filter is None:
+            return members
+        match = _MEMBER_USER_ID.match(raw_filter)
+        if not match or bool(match.group(1)) != bool(match.group(3)):
+            raise _unsupported_query()
+        wanted = _unquote_odata(match.group(2)).lower()
+        return [m for m in members if m.user_id.lower() == wanted]
+
+    def _members_payload(
+        self, request: web.Request, team: SimTeam, members: list[SimMember], context: str
+    ) -> web.Response:
+        chosen = self._top(request, self._filter_members(request, members))
+        value = [
+            self._select(request, self._member_json(team, m), "aadUserConversationMember")
+            for m in chosen
+        ]
+        return self._json({"@odata.context": self._context(request, context), "value": value})
+
+    def _member_to_add(self, body: Mapping[str, Any], *, what: str) -> tuple[SimUser, list[str]]:
+        self._require_member_type(body)
+        roles = self._roles(body)
+        if roles not in ([], ["owner"]):
+            raise GraphHttpError(400, "BadRequest", "roles must be 'owner' or empty.")
+        user = self._bound_user(body)
+        # Disabled users and guests Teams does not know yet both answer 404 (facts A6, A13).
+        if user is None or not user.account_enabled or self._not_yet_replicated(user):
+            raise GraphHttpError(404, "NotFound", f"The user to add to the {what} was not found.")
+        if user.user_type == "Guest" and "owner" in roles:
+            raise GraphHttpError(400, "BadRequest", "Guest users cannot be owners.")
+        return user, roles
+
+    async def _list_team_members(self, request: web.Request) -> web.Response:
+        team = self._team(request)
+        return self._members_payload(
+            request, team, list(team.members.values()), f"teams('{team.id}')/members"
+        )
+
+    async def _post_team_member(self, request: web.Request) -> web.Response:
+        team = self._team(request)
+        user, roles = self._member_to_add(self._body(request), what="team")
+        if user.user_type == "Guest" and self.guest_team_add_forbidden:
+            raise GraphHttpError(403, "Forbidden", "An unknown error has occurred.")
+        member = self._add_membership(team.members, team.thread_id, user, roles)
+        payload: dict[str, Any] = {
+            "@odata.context": self._context(request, f"teams('{team.id}')/members/$entity")
+        }
+        payload.update(self._member_json(team, member))
+        return self._json(payload, status=201)
+
+    async def _list_channel_members(self, request: web.Request) -> web.Response:
+        team = self._team(request)
+        channel = self._channel(request, team)
+        source = team.members if channel.membership_type == "standard" else channel.members
+        context = f"teams('{team.id}')/channels('{channel.id}')/members"
+        return self._members_payload(request, team, list(source.values()), context)
+
+    async def _post_channel_member(self, request: web.Request) -> web.Response:
+        team = self._team(request)
+        channel = self._channel(request, team)
+        if channel.membership_type == "standard":
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                "Members can be added only to private or shared channels.",
+            )
+        user, roles = self._member_to_add(self._body(request), what="channel")
+        if user.id not in team.members:
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                f"User {user.id} is not a member of team {team.id}; add the user to the team "
+                "before adding them to a channel.",
+            )
+        if "owner" in roles and user.id not in channel.members:
+            raise GraphHttpError(
+                400, "BadRequest", "To make a user a channel owner, add them as a member first."
+            )
+        member = self._add_membership(channel.members, channel.id, user, roles)
+        if "owner" in roles and "owner" not in member.roles:
+            member.roles.insert(0, "owner")
+        context = f"teams('{team.id}')/channels('{channel.id}')/members/$entity"
+        payload: dict[str, Any] = {"@odata.context": self._context(request, context)}
+        payload.update(self._member_json(team, member))
+        return self._json(payload, status=201)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m graph.simulator [--port P] [--documented-limits] [--latency S]`: an empty
+    simulator with the control API on 127.0.0.1, for tests and benchmarks that want Graph in
+    a process of its own. Prints its base URL on the first line of stdout."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Microsoft Graph simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--documented-limits", action="store_true")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
+    parser.add_argument("--token", default=None, help="the only bearer token accepted")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        sim = GraphSimulator(
+            tenant_id=args.tenant_id,
+            limits=GraphLimits() if args.documented_limits else None,
+            latency_s=args.latency,
+            accepted_token=args.token,
+            control_api=True,
+        )
+        print(await sim.start(args.host, args.port), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sim.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

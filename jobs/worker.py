@@ -1,0 +1,243 @@
+"""The worker: claims due jobs, runs them, and records success, retry or failure.
+
+A job is leased while it runs and the lease is renewed in the background; if the process dies,
+the lease expires and another worker (or this one after a restart) picks the job up again.
+Handlers are idempotent (core.provisioning), so running a step twice never makes things twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from core import texts
+from core.clock import Clock
+from core.errors import (
+    DomainError,
+    NotYetReplicated,
+    PermanentDeliveryError,
+    PermanentDirectoryError,
+    StaleVersion,
+    TransientDeliveryError,
+    TransientDirectoryError,
+)
+from core.model import Job
+from core.ports import JobStore
+from jobs.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner(Protocol):
+    async def run(self, job: Job) -> None: ...
+
+    async def give_up(self, job: Job, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int = 4
+    poll_interval_s: float = 0.5
+    lease_s: float = 60.0
+    max_attempts: int = 8
+    backoff: Backoff = field(default_factory=Backoff)
+    # A freshly invited guest can take minutes to reach Teams (platform facts A13): wait
+    # longer and more often for that than for other transient errors (10 s ... ~15 min).
+    replication_max_attempts: int = 10
+    replication_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=10.0, cap_s=300.0))
+    worker_id: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A reason safe to show to users and admins: our own errors carry readable messages;
+    anything else is named by its type only, because its text may hold internals."""
+    if isinstance(exc, TransientDirectoryError | PermanentDirectoryError):
+        return exc.message
+    if isinstance(exc, DomainError | TransientDeliveryError | PermanentDeliveryError):
+        return str(exc)
+    return texts.UNEXPECTED_ERROR.format(kind=type(exc).__name__)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    # StaleVersion means a concurrent write won; rereading and retrying is the cure.
+    if isinstance(exc, StaleVersion):
+        return False
+    return isinstance(exc, PermanentDirectoryError | PermanentDeliveryError | DomainError)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        clock: Clock,
+        config: WorkerConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._clock = clock
+        self.config = config or WorkerConfig()
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._in_flight: dict[asyncio.Task[None], Job] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self.config.worker_id
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (called after a turn enqueues)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._run_forever(), name=self.worker_id)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Graceful shutdown (SIGTERM): stop claiming; let in-flight jobs finish for up to
+        `timeout_s`. Jobs still running then are cancelled and released: queued again, due
+        now, lease cleared, so any worker claims them at once instead of waiting for the lease
+        to expire. A released step reruns from its start; steps check for their own earlier
+        results, so whatever it made before it was cancelled is found, not made again."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+            self._loop_task = None
+        if self._in_flight:
+            _done, pending = await asyncio.wait(set(self._in_flight), timeout=timeout_s)
+            released = [self._in_flight[task] for task in pending]
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*pending, return_exceptions=True)
+            for job in released:
+                await self._release(job)
+
+    async def _release(self, job: Job) -> None:
+        now = self._clock.now()
+        try:
+            await self._store.retry(
+                job.id, worker_id=self.worker_id, run_at=now, error=texts.JOB_RELEASED, now=now
+            )
+        except Exception:  # its lease expires instead
+            log.exception("releasing job %s failed", job.id)
+        else:
+            log.info("job %s (%s) released at shutdown", job.id, job.kind.value)
+
+    async def run_until_idle(self, timeout_s: float = 30.0) -> int:
+        """Run due jobs until none is due (for tests and one-shot runs). Returns jobs run."""
+        ran = 0
+        async with asyncio.timeout(timeout_s):
+            while True:
+                jobs = await self._claim(self.config.concurrency)
+                if not jobs:
+                    return ran
+                await asyncio.gather(*(self._execute(job) for job in jobs))
+                ran += len(jobs)
+
+    async def _run_forever(self) -> None:
+        while not self._stopping:
+            free = self.config.concurrency - len(self._in_flight)
+            claimed: Sequence[Job] = []
+            if free > 0:
+                try:
+                    claimed = await self._claim(free)
+                except Exception:  # the database may be briefly unavailable; try again later
+                    log.exception("claiming jobs failed")
+            for job in claimed:
+                task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+                self._in_flight[task] = job
+                task.add_done_callback(self._job_done)
+            if claimed and len(claimed) == free:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        self._wake.set()  # a slot is free
+
+    async def _claim(self, limit: int) -> Sequence[Job]:
+        return await self._store.claim(
+            worker_id=self.worker_id,
+            now=self._clock.now(),
+            lease_seconds=self.config.lease_s,
+            limit=limit,
+        )
+
+    async def _execute(self, job: Job) -> None:
+        heartbeat = asyncio.create_task(self._renew_lease(job))
+        try:
+            await self._runner.run(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._after_failure(job, exc)
+        else:
+            await self._store.complete(job.id, worker_id=self.worker_id, now=self._clock.now())
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _after_failure(self, job: Job, exc: Exception) -> None:
+        reason = describe_error(exc)
+        permanent = is_permanent(exc)
+        if not permanent and not isinstance(exc, TransientDirectoryError | TransientDeliveryError):
+            log.exception("job %s (%s) raised unexpectedly", job.id, job.kind.value)
+        replication = isinstance(exc, NotYetReplicated)
+        max_attempts = (
+            self.config.replication_max_attempts if replication else self.config.max_attempts
+        )
+        backoff = self.config.replication_backoff if replication else self.config.backoff
+        if permanent or job.attempts >= max_attempts:
+            if not permanent:
+                reason = texts.FAIL_TOO_MANY_ATTEMPTS.format(attempts=job.attempts, error=reason)
+            log.warning("job %s (%s) failed for good: %s", job.id, job.kind.value, reason)
+            await self._runner.give_up(job, reason)
+            await self._store.fail(
+                job.id, worker_id=self.worker_id, error=reason, now=self._clock.now()
+            )
+            return
+        retry_after = getattr(exc, "retry_after", None)
+        delay = backoff.delay(job.attempts, retry_after, self._rng)
+        now = self._clock.now()
+        log.info("job %s (%s) will retry in %.1fs: %s", job.id, job.kind.value, delay, reason)
+        await self._store.retry(
+            job.id,
+            worker_id=self.worker_id,
+            run_at=now + timedelta(seconds=delay),
+            error=reason,
+            now=now,
+        )
+
+    async def _renew_lease(self, job: Job) -> None:
+        interval = max(self.config.lease_s / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                kept = await self._store.renew_lease(
+                    job.id,
+                    worker_id=self.worker_id,
+                    now=self._clock.now(),
+                    lease_seconds=self.config.lease_s,
+                )
+            except Exception:
+                log.exception("renewing the lease of job %s failed", job.id)
+                continue
+            if not kept:
+                log.warning("job %s: lease lost to another worker", job.id)
+                return

@@ -1,0 +1,320 @@
+"""The activity handler: installs, chat commands and Adaptive Card verbs.
+
+A turn only reads and writes the database through core use cases; Graph and outgoing messages
+happen in jobs. Every card action gets an invoke response, including when something fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
+from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
+from botbuilder.schema.teams import TeamInfo
+
+from bot.commands import Command, CommandRegistry
+from bot.conversations import (
+    actor_of,
+    conversation_type,
+    is_teams,
+    team_installation_of,
+    team_thread_id,
+    tenant_id,
+    user_conversation_of,
+)
+from cards import verbs
+from cards.common import text_card
+from cards.engagement import approval_card, engagement_list_card, submitted_card
+from cards.help import help_card
+from cards.intake import intake_card
+from core import texts
+from core.channel_names import suggest_channel_name
+from core.clock import Clock
+from core.engagements import EngagementService
+from core.errors import DomainError, NotAuthorised
+from core.intake import FIELD_CHANNEL_NAME, FIELD_PROJECT_TITLE, FieldErrors
+from core.model import Actor, parse_engagement_ref
+
+log = logging.getLogger(__name__)
+
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+# The longest intake field is 2,000 characters; longer values are tampering, not typing.
+ECHO_LIMIT = 2_000
+
+
+def _card_response(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=card)
+
+
+def _card_message(card: dict[str, Any]) -> Any:
+    return MessageFactory.attachment(CardFactory.adaptive_card(card))
+
+
+class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
+    def __init__(
+        self,
+        service: EngagementService,
+        clock: Clock,
+        *,
+        on_work_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__()
+        self._service = service
+        self._clock = clock
+        self._on_work_enqueued = on_work_enqueued
+        self.commands = CommandRegistry()
+        self._register_commands()
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def _register_commands(self) -> None:
+        self.commands.add(
+            Command("/request", texts.CMD_REQUEST_HELP, self.cmd_request, aliases=("new request",))
+        )
+        self.commands.add(Command("/status", texts.CMD_STATUS_HELP, self.cmd_status))
+        self.commands.add(Command("/help", texts.CMD_HELP_HELP, self.cmd_help))
+        self.commands.add(
+            Command(
+                "/pending",
+                texts.CMD_PENDING_HELP,
+                self.cmd_pending,
+                admin_only=True,
+                scopes=("personal",),
+            )
+        )
+        self.commands.add(
+            Command(
+                "/retry",
+                texts.CMD_RETRY_HELP,
+                self.cmd_retry,
+                usage=texts.CMD_RETRY_USAGE,
+                admin_only=True,
+                scopes=("personal",),
+            )
+        )
+
+    def _help_lines(self, actor: Actor | None) -> list[tuple[str, str]]:
+        is_admin = actor is not None and self._service.is_admin(actor)
+        return [(c.usage_line, c.description) for c in self.commands.visible_to(is_admin=is_admin)]
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        actor = actor_of(activity)
+        if actor is None:
+            await turn_context.send_activity(text_card_message(texts.NO_IDENTITY, attention=True))
+            return
+        conversation = user_conversation_of(activity)
+        if conversation is not None:
+            # Keeps the reference fresh (service URLs can change) and learns how to reach users
+            # who only ever talk to the bot in a channel.
+            await self._service.record_user_seen(conversation)
+        text = (
+            TurnContext.remove_recipient_mention(activity) if activity.entities else activity.text
+        )
+        text = (text or "").strip()
+        resolved = self.commands.resolve(text)
+        if resolved is None:
+            shown = text[:50] if text else texts.EMPTY_MESSAGE
+            await turn_context.send_activity(
+                text_card_message(texts.UNKNOWN_COMMAND.format(text=shown))
+            )
+            return
+        command, args = resolved
+        await command.handler(turn_context, actor, args)
+
+    async def cmd_help(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        await turn_context.send_activity(_card_message(help_card(self._help_lines(actor))))
+
+    async def cmd_request(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        activity = turn_context.activity
+        teams = await self._service.list_teams(tenant_id(activity))
+        selected = None
+        thread = team_thread_id(activity)
+        if thread:
+            current = await self._service.team_for_thread(thread)
+            selected = current.aad_group_id if current else None
+        card = intake_card(teams, today=self._clock.now().date(), selected_team_id=selected)
+        await turn_context.send_activity(_card_message(card))
+
+    async def cmd_status(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        mine = await self._service.list_mine(actor)
+        card = engagement_list_card(texts.STATUS_TITLE, mine, empty_text=texts.NO_ENGAGEMENTS)
+        await turn_context.send_activity(_card_message(card))
+
+    async def cmd_pending(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        try:
+            pending = await self._service.list_pending(actor)
+        except NotAuthorised as refusal:
+            await turn_context.send_activity(text_card_message(str(refusal), attention=True))
+            return
+        card = engagement_list_card(texts.PENDING_TITLE, pending, empty_text=texts.NO_PENDING)
+        await turn_context.send_activity(_card_message(card))
+
+    async def cmd_retry(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        engagement_id = parse_engagement_ref(args)
+        if engagement_id is None:
+            await turn_context.send_activity(text_card_message(texts.RETRY_USAGE))
+            return
+        try:
+            engagement = await self._service.retry_provisioning(engagement_id, actor)
+        except DomainError as refusal:
+            await turn_context.send_activity(text_card_message(str(refusal), attention=True))
+            return
+        self._on_work_enqueued()
+        await turn_context.send_activity(
+            text_card_message(texts.RETRY_QUEUED.format(ref=engagement.ref))
+        )
+
+    # --- installs ---------------------------------------------------------------------------
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self._remember_conversation(turn_context)
+        actor = actor_of(turn_context.activity)
+        await turn_context.send_activity(
+            _card_message(help_card(self._help_lines(actor), greeting=True))
+        )
+
+    async def on_teams_members_added(
+        self,
+        teams_members_added: list[ChannelAccount],
+        team_info: TeamInfo,
+        turn_context: TurnContext,
+    ) -> None:
+        bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
+        if any(member.id == bot_id for member in teams_members_added):
+            # Teams also sends installationUpdate, which greets; here we only remember.
+            await self._remember_conversation(turn_context)
+
+    async def _remember_conversation(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if not is_teams(activity):
+            return
+        conversation = user_conversation_of(activity)
+        if conversation is not None:
+            # The installer (personal scope), or the team member who added the bot: either way
+            # approvals waiting for them can now be delivered.
+            if await self._service.record_user_install(conversation):
+                self._on_work_enqueued()
+        thread = team_thread_id(activity)
+        if thread is None or conversation_type(activity) == "personal":
+            return  # personal chat done above; group chats: nothing more to remember yet
+        try:
+            connector = await TeamsInfo.get_teams_connector_client(turn_context)
+            # botbuilder's Teams client is synchronous; keep the event loop free.
+            details = await asyncio.to_thread(connector.teams.get_team_details, thread)
+        except Exception:
+            log.exception("could not read the team's details for %s", thread)
+            return
+        if not details or not details.aad_group_id:
+            log.warning("team %s has no aadGroupId; not recorded", thread)
+            return
+        await self._service.record_team_install(
+            team_installation_of(
+                activity,
+                aad_group_id=details.aad_group_id,
+                name=details.name or texts.UNNAMED_TEAM,
+            )
+        )
+
+    # --- card actions -----------------------------------------------------------------------
+
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
+        action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
+        verb = action.get("verb")
+        raw_data = action.get("data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+        actor = actor_of(turn_context.activity)
+        try:
+            if actor is None:
+                return _card_response(text_card(texts.NO_IDENTITY, attention=True))
+            if verb == verbs.INTAKE_SUBMIT:
+                return await self._submit_intake(turn_context, actor, data)
+            if verb in (verbs.APPROVE, verbs.REJECT, verbs.REFRESH):
+                return await self._engagement_action(turn_context, actor, verb, data)
+            return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
+        except DomainError as problem:
+            return _card_response(text_card(str(problem), attention=True))
+        except Exception:
+            log.exception("card action %r failed", verb)
+            return _card_response(text_card(texts.CARD_ACTION_FAILED, attention=True))
+
+    async def _submit_intake(
+        self, turn_context: TurnContext, actor: Actor, data: Mapping[str, Any]
+    ) -> AdaptiveCardInvokeResponse:
+        activity = turn_context.activity
+        tenant = tenant_id(activity)
+        # Cap what is echoed back so a tampered value can't push the card past Teams' limit.
+        values = {k: v[:ECHO_LIMIT] for k, v in data.items() if isinstance(v, str)}
+        if not values.get(FIELD_CHANNEL_NAME) and values.get(FIELD_PROJECT_TITLE):
+            values[FIELD_CHANNEL_NAME] = suggest_channel_name(values[FIELD_PROJECT_TITLE])
+        # The card message id (replyToId) identifies this form: a re-delivered or double-clicked
+        # Submit of the same form finds the engagement it made.
+        source = activity.reply_to_id or activity.id
+        submission_key = f"{actor.aad_id}:{source}" if source else None
+        try:
+            submission = await self._service.submit(
+                actor, tenant, values, submission_key=submission_key
+            )
+        except FieldErrors as invalid:
+            teams = await self._service.list_teams(tenant)
+            card = intake_card(
+                teams, today=self._clock.now().date(), values=values, errors=invalid.errors
+            )
+            return _card_response(card)
+        if submission.created:
+            self._on_work_enqueued()
+        return _card_response(submitted_card(submission.engagement))
+
+    async def _engagement_action(
+        self, turn_context: TurnContext, actor: Actor, verb: str, data: Mapping[str, Any]
+    ) -> AdaptiveCardInvokeResponse:
+        engagement_id = _engagement_id(data.get(verbs.ENGAGEMENT_ID))
+        if engagement_id is None:
+            return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
+        refresh_ids = [turn_context.activity.from_property.id]
+        tenant = tenant_id(turn_context.activity)
+        if verb == verbs.REFRESH:
+            engagement = await self._service.view(engagement_id, actor, tenant)
+            return _card_response(
+                approval_card(engagement, viewer_id=actor.aad_id, refresh_user_ids=refresh_ids)
+            )
+        if verb == verbs.APPROVE:
+            outcome = await self._service.approve(engagement_id, actor)
+        else:
+            reason = data.get(verbs.REJECT_REASON)
+            outcome = await self._service.reject(
+                engagement_id, actor, reason if isinstance(reason, str) else ""
+            )
+        if outcome.changed:
+            self._on_work_enqueued()
+        elif not self._service.may_view(outcome.engagement, actor, tenant):
+            # Refused, and not involved: say why, but show none of the engagement's facts.
+            return _card_response(text_card(outcome.message or "", attention=True))
+        return _card_response(
+            approval_card(
+                outcome.engagement,
+                viewer_id=actor.aad_id,
+                message=outcome.message,
+                refresh_user_ids=refresh_ids,
+            )
+        )
+
+
+def _engagement_id(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
+        return int(value)
+    return None
+
+
+def text_card_message(text: str, *, attention: bool = False) -> Any:
+    return _card_message(text_card(text, attention=attention))

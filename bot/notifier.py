@@ -1,0 +1,193 @@
+"""The Notifier port on the Bot Connector: approval cards and notices in personal chats, and the
+welcome post in a new channel. Connector errors become core errors the worker understands."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    ChannelAccount,
+    ConversationParameters,
+    ConversationReference,
+)
+
+from cards.engagement import approval_card, notice_card
+from cards.welcome import welcome_card
+from core import texts
+from core.errors import NoConversation, PermanentDeliveryError, TransientDeliveryError
+from core.model import Engagement, MessageRef, Notice, UserConversation
+from core.ports import Storage
+
+log = logging.getLogger(__name__)
+
+# Bot Connector statuses worth retrying (platform facts B5); everything else is permanent.
+RETRYABLE_STATUSES = frozenset({412, 429, 502, 503, 504})
+# The user removed the app, blocked the bot or never installed it.
+NO_CONVERSATION_STATUSES = frozenset({403, 404})
+
+
+def _status_of(exc: BaseException) -> tuple[int | None, float | None]:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    retry_after: float | None = None
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        try:
+            raw = headers.get("Retry-After")
+            retry_after = float(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            retry_after = None
+    return (int(status) if isinstance(status, int) else None), retry_after
+
+
+class TeamsNotifier:
+    def __init__(self, adapter: BotAdapter, storage: Storage, *, bot_app_id: str) -> None:
+        self._adapter = adapter
+        self._storage = storage
+        self._bot_app_id = bot_app_id
+
+    async def send_approval_request(self, engagement: Engagement) -> MessageRef:
+        if engagement.approver_id is None:
+            raise NoConversation("(no approver)")
+        conversation = await self._user(engagement.approver_id)
+        card = approval_card(
+            engagement, viewer_id=engagement.approver_id, refresh_user_ids=[conversation.user_id]
+        )
+        # The chat may have been opened just now, so the MessageRef comes from the send itself.
+        return await self._send(conversation, card, user_id=engagement.approver_id)
+
+    async def send_notice(self, user_id: str, engagement: Engagement, notice: Notice) -> None:
+        conversation = await self._user(user_id)
+        await self._send(conversation, notice_card(engagement, notice), user_id=user_id)
+
+    async def post_welcome(self, engagement: Engagement) -> MessageRef:
+        if engagement.channel_id is None:
+            raise PermanentDeliveryError("the engagement has no channel yet")
+        async with self._storage.transaction() as tx:
+            team = await tx.conversations.get_team(engagement.team_id)
+        if team is None:
+            raise PermanentDeliveryError(texts.FAIL_TEAM_NOT_INSTALLED)
+        card = welcome_card(engagement)
+        parameters = ConversationParameters(
+            is_group=True,
+            bot=ChannelAccount(id=f"28:{self._bot_app_id}" if self._bot_app_id else None),
+            channel_data={
+                "channel": {"id": engagement.channel_id},
+                "tenant": {"id": team.tenant_id},
+            },
+            tenant_id=team.tenant_id,
+            activity=Activity(
+                type=ActivityTypes.message,
+                attachments=[CardFactory.adaptive_card(card)],
+            ),
+        )
+        created: dict[str, str] = {}
+
+        async def remember(turn_context: TurnContext) -> None:
+            created["conversation_id"] = turn_context.activity.conversation.id
+            created["activity_id"] = turn_context.activity.id
+
+        await self._deliver(
+            lambda: self._adapter.create_conversation(
+                self._bot_app_id, remember, parameters, "msteams", team.service_url, None
+            ),
+            user_id=None,
+        )
+        return MessageRef(created.get("conversation_id", ""), created.get("activity_id", ""))
+
+    async def _user(self, aad_id: str) -> UserConversation:
+        async with self._storage.transaction() as tx:
+            conversation = await tx.conversations.get_user(aad_id)
+        if conversation is None:
+            raise NoConversation(aad_id)
+        return conversation
+
+    async def _send(
+        self, conversation: UserConversation, card: dict[str, Any], *, user_id: str
+    ) -> MessageRef:
+        if not conversation.reference:
+            return await self._open_chat_and_send(conversation, card)
+        reference = ConversationReference().deserialize(conversation.reference)
+        sent: dict[str, str] = {}
+        failure: list[BaseException] = []
+
+        async def send(turn_context: TurnContext) -> None:
+            # The adapter hands callback errors to on_turn_error and swallows them, so catch
+            # them here and re-raise after the pipeline.
+            try:
+                response = await turn_context.send_activity(
+                    MessageFactory.attachment(CardFactory.adaptive_card(card))
+                )
+                sent["id"] = response.id if response and response.id else ""
+            except Exception as exc:
+                failure.append(exc)
+
+        async def run() -> None:
+            await self._adapter.continue_conversation(reference, send, self._bot_app_id)
+            if failure:
+                raise failure[0]
+
+        await self._deliver(run, user_id=user_id)
+        return MessageRef(str(reference.conversation.id), sent.get("id", ""))
+
+    async def _open_chat_and_send(
+        self, conversation: UserConversation, card: dict[str, Any]
+    ) -> MessageRef:
+        """Create the personal chat with a user known only from a team (Teams allows this when
+        the bot is installed in a team the user belongs to), send the card, and remember it."""
+        parameters = ConversationParameters(
+            is_group=False,
+            bot=ChannelAccount(id=f"28:{self._bot_app_id}" if self._bot_app_id else None),
+            members=[ChannelAccount(id=conversation.user_id)],
+            tenant_id=conversation.tenant_id,
+            channel_data={"tenant": {"id": conversation.tenant_id}},
+            activity=Activity(
+                type=ActivityTypes.message, attachments=[CardFactory.adaptive_card(card)]
+            ),
+        )
+        created: dict[str, Any] = {}
+
+        async def remember(turn_context: TurnContext) -> None:
+            created["activity_id"] = turn_context.activity.id
+            created["reference"] = TurnContext.get_conversation_reference(
+                turn_context.activity
+            ).serialize()
+
+        await self._deliver(
+            lambda: self._adapter.create_conversation(
+                self._bot_app_id, remember, parameters, "msteams", conversation.service_url, None
+            ),
+            user_id=conversation.aad_id,
+        )
+        if created.get("reference"):
+            async with self._storage.transaction() as tx:
+                await tx.conversations.save_user(
+                    dataclasses.replace(conversation, reference=created["reference"])
+                )
+                await tx.commit()
+        reference = created.get("reference") or {}
+        conversation_id = str((reference.get("conversation") or {}).get("id") or "")
+        return MessageRef(conversation_id, str(created.get("activity_id") or ""))
+
+    async def _deliver(self, call: Callable[[], Awaitable[Any]], *, user_id: str | None) -> None:
+        try:
+            await call()
+        except (NoConversation, TransientDeliveryError, PermanentDeliveryError):
+            raise
+        except Exception as exc:
+            status, retry_after = _status_of(exc)
+            if status in NO_CONVERSATION_STATUSES and user_id is not None:
+                raise NoConversation(user_id) from exc
+            if status is None or status in RETRYABLE_STATUSES:
+                # No status: a connection error or timeout, worth another try.
+                cause = status or type(exc).__name__
+                raise TransientDeliveryError(
+                    texts.DELIVERY_RETRYABLE.format(cause=cause), retry_after=retry_after
+                ) from exc
+            raise PermanentDeliveryError(texts.DELIVERY_REFUSED.format(status=status)) from exc

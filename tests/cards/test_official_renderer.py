@@ -1,0 +1,213 @@
+"""Every card builder, for every state and every viewer, passes the official Adaptive Cards
+library (npm adaptivecards 3.0.6 in Node, with the Teams host config): zero parse events and
+zero validation events. tools/validate_cards.js does the checking; all cards go in one Node run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+import cards.common
+import cards.engagement
+import cards.help
+import cards.intake
+import cards.welcome
+from cards.common import text_card
+from cards.engagement import approval_card, engagement_list_card, notice_card, submitted_card
+from cards.help import help_card
+from cards.intake import intake_card
+from cards.welcome import welcome_card
+from core import texts
+from core.intake import FIELD_END_DATE, FIELD_FREELANCER_EMAIL, FIELD_PROJECT_TITLE
+from core.model import Engagement, EngagementState, Notice
+from tests.support.node_tools import require_node, run_node
+from tests.unit.test_cards import (
+    APPROVER,
+    EVERY_CARD,
+    EVIL_CARDS,
+    REQUESTER,
+    STRANGER,
+    TEAMS,
+    TODAY,
+    USER_VALUES,
+    decided,
+    engagement,
+)
+
+Card = dict[str, Any]
+Builder = Callable[[], Card]
+
+VIEWERS = {"approver": APPROVER, "requester": REQUESTER, "stranger": STRANGER, "anyone": None}
+LONG = "A long line of text that wraps across the card. " * 40
+
+
+def in_state(state: EngagementState) -> Engagement:
+    """An engagement as it looks in `state`: decided ones carry who decided, when and why."""
+    if state is EngagementState.PENDING_APPROVAL:
+        return engagement()
+    return decided(
+        state,
+        decision_reason="Budget is frozen",
+        failure_reason="Graph said: Insufficient privileges (User.Invite.All).",
+    )
+
+
+def _approval(state: EngagementState, viewer: str | None, **kwargs: Any) -> Builder:
+    return lambda: approval_card(in_state(state), viewer_id=viewer, **kwargs)
+
+
+def _notice(notice: Notice, state: EngagementState) -> Builder:
+    return lambda: notice_card(in_state(state), notice)
+
+
+def _of_state(builder: Callable[[Engagement], Card], state: EngagementState) -> Builder:
+    return lambda: builder(in_state(state))
+
+
+def _builders() -> dict[str, Builder]:
+    every: dict[str, Builder] = {}
+    # The unit tests' representative cards and their markdown-injection variants.
+    every |= {f"unit/{name}": builder for name, builder in EVERY_CARD.items()}
+    every |= {f"evil/{name}": builder for name, builder in EVIL_CARDS.items()}
+    # The approval card in every state, for every viewer (only the approver of a pending one
+    # gets inputs and buttons), plus the message and refresh variants.
+    for state in EngagementState:
+        for viewer_name, viewer in VIEWERS.items():
+            every[f"approval/{state.value}/{viewer_name}"] = _approval(state, viewer)
+        every[f"approval/{state.value}/message+refresh"] = _approval(
+            state,
+            APPROVER,
+            message=texts.ALREADY_DECIDED.format(state="approved", name="Alex Approver"),
+            refresh_user_ids=[f"29:user-{n}" for n in range(70)],
+        )
+    # Every notice, about an engagement in every state.
+    for notice in Notice:
+        for state in EngagementState:
+            every[f"notice/{notice.value}/{state.value}"] = _notice(notice, state)
+    # Lists: one row per state, empty, long.
+    every["list/every-state"] = lambda: engagement_list_card(
+        texts.STATUS_TITLE,
+        [replace(in_state(state), id=n + 1) for n, state in enumerate(EngagementState)],
+        empty_text=texts.NO_ENGAGEMENTS,
+    )
+    every["list/empty"] = lambda: engagement_list_card(
+        texts.PENDING_TITLE, [], empty_text=texts.NO_PENDING
+    )
+    # Intake: fresh, one team, preselected, every field wrong, long values, no teams.
+    every["intake/fresh"] = lambda: intake_card(TEAMS, today=TODAY)
+    every["intake/one-team"] = lambda: intake_card(TEAMS[:1], today=TODAY)
+    every["intake/preselected"] = lambda: intake_card(
+        TEAMS, today=TODAY, selected_team_id="group-engineering"
+    )
+    every["intake/all-errors"] = lambda: intake_card(
+        TEAMS,
+        today=TODAY,
+        values=USER_VALUES,
+        errors={field: f"{field} is wrong" for field in USER_VALUES} | {"form": "Try again"},
+    )
+    every["intake/long-values"] = lambda: intake_card(
+        TEAMS,
+        today=TODAY,
+        values={FIELD_PROJECT_TITLE: LONG, FIELD_FREELANCER_EMAIL: LONG},
+        errors={FIELD_END_DATE: LONG},
+    )
+    every["intake/no-teams"] = lambda: intake_card([], today=TODAY)
+    # The rest, in each of their shapes.
+    for state in EngagementState:
+        every[f"submitted/{state.value}"] = _of_state(submitted_card, state)
+        every[f"welcome/{state.value}"] = _of_state(welcome_card, state)
+    every["welcome/long"] = lambda: welcome_card(engagement(project_title=LONG))
+    every["help/commands"] = lambda: help_card(
+        [("/request", texts.CMD_REQUEST_HELP), ("/status", texts.CMD_STATUS_HELP)]
+    )
+    every["help/greeting"] = lambda: help_card([("/help", texts.CMD_HELP_HELP)], greeting=True)
+    every["help/none"] = lambda: help_card([])
+    every["text/plain"] = lambda: text_card("Done.")
+    every["text/titled-attention"] = lambda: text_card(
+        "Nothing changed.", title="No", attention=True
+    )
+    return every
+
+
+BUILDERS = _builders()
+# The builder functions this file calls; a new public builder must be added above.
+COVERED = {
+    approval_card,
+    engagement_list_card,
+    help_card,
+    intake_card,
+    notice_card,
+    submitted_card,
+    text_card,
+    welcome_card,
+}
+
+
+@pytest.fixture(scope="module")
+def official_events() -> dict[str, list[dict[str, str]]]:
+    """Every card's parse and validation events from the official library (one Node run)."""
+    require_node("adaptivecards", "adaptivecards-designer")
+    payload = [{"name": name, "card": builder()} for name, builder in BUILDERS.items()]
+    result = run_node("validate_cards.js", stdin=payload)
+    assert result.returncode in (0, 1), result.stderr
+    report: dict[str, list[dict[str, str]]] = json.loads(result.stdout)
+    assert set(report) == set(BUILDERS)
+    return report
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_card_has_no_parse_or_validation_events(
+    name: str, official_events: dict[str, list[dict[str, str]]]
+) -> None:
+    events = official_events[name]
+    assert events == [], f"card {name!r}: " + "; ".join(
+        f"{e['phase']}/{e['event']}: {e['message']}" for e in events
+    )
+
+
+def test_every_public_builder_is_checked() -> None:
+    builders: set[str] = set()
+    for module in (cards.common, cards.engagement, cards.help, cards.intake, cards.welcome):
+        builders |= {
+            name
+            for name, value in vars(module).items()
+            if name.endswith("_card")
+            and not name.startswith("_")
+            and callable(value)
+            and getattr(value, "__module__", "") == module.__name__
+        }
+    missing = builders - {"adaptive_card"} - {f.__name__ for f in COVERED}
+    assert not missing, f"add {sorted(missing)} to tests/cards/test_official_renderer.py"
+
+
+def test_the_checker_reports_broken_cards() -> None:
+    require_node("adaptivecards", "adaptivecards-designer")
+    good = text_card("ok")
+    broken = {
+        **good,
+        "body": [
+            {"type": "TextBlok", "text": "x"},
+            {"type": "TextBlock", "text": "y", "size": "gigantic"},
+            {"type": "Input.Text"},
+        ],
+        "actions": [{"type": "Action.Bogus", "title": "x"}],
+    }
+    result = run_node(
+        "validate_cards.js",
+        stdin=[{"name": "good", "card": good}, {"name": "bad", "card": broken}],
+    )
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["good"] == []
+    found = {(e["phase"], e["event"]) for e in report["bad"]}
+    assert found >= {
+        ("Parse", "UnknownElementType"),
+        ("Parse", "InvalidPropertyValue"),
+        ("Parse", "UnknownActionType"),
+        ("Validation", "PropertyCantBeNull"),
+    }

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+
+from settings import Settings, SettingsError
+
+BOT = {"MicrosoftAppId": "11111111-2222-3333-4444-555555555555", "MicrosoftAppPassword": "pw"}
+GRAPH = {"GRAPH_TENANT_ID": "t", "GRAPH_CLIENT_ID": "c", "GRAPH_CLIENT_SECRET": "s"}
+
+
+def test_nothing_configured_is_dev_mode() -> None:
+    settings = Settings.from_env({})
+    assert settings.dev_mode and not settings.auth_enabled
+
+
+def test_bot_and_graph_configured_is_production() -> None:
+    settings = Settings.from_env({**BOT, **GRAPH})
+    assert not settings.dev_mode and settings.auth_enabled and settings.graph_configured
+
+
+def test_bot_credentials_without_graph_refuse_to_start_instead_of_using_the_simulator() -> None:
+    with pytest.raises(SettingsError, match="Microsoft Graph is not configured"):
+        Settings.from_env(BOT)
+
+
+def test_real_graph_without_bot_auth_needs_an_explicit_opt_in() -> None:
+    with pytest.raises(SettingsError, match="ALLOW_UNAUTHENTICATED"):
+        Settings.from_env(GRAPH)
+    assert not Settings.from_env({**GRAPH, "ALLOW_UNAUTHENTICATED": "true"}).auth_enabled
+
+
+def test_two_graph_credentials_are_refused_by_name() -> None:
+    with pytest.raises(SettingsError, match="GRAPH_TOKEN, GRAPH_CLIENT_SECRET"):
+        Settings.from_env({**BOT, **GRAPH, "GRAPH_TOKEN": "x"})
+
+
+def test_graph_base_url_without_a_credential_is_refused() -> None:
+    with pytest.raises(SettingsError, match="no Graph credential"):
+        Settings.from_env({**BOT, "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0"})
+
+
+def test_malformed_values_name_the_variable() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"PORT": "eighty", "MicrosoftAppType": "Whatever"})
+    assert "PORT" in str(caught.value) and "MicrosoftAppType" in str(caught.value)
+
+
+def test_admin_ids_are_split_on_commas_and_semicolons() -> None:
+    assert Settings.from_env({"ADMIN_IDS": "a, b;c ,"}).admin_ids == frozenset({"a", "b", "c"})
+
+
+def test_secrets_do_not_appear_in_the_settings_repr() -> None:
+    text = repr(Settings.from_env({**BOT, **GRAPH, "GRAPH_CLIENT_SECRET": "hunter2"}))
+    assert "hunter2" not in text and "'pw'" not in text
+
+
+def test_missing_certificate_file_is_reported_with_its_path() -> None:
+    env = {
+        **BOT,
+        "GRAPH_TENANT_ID": "t",
+        "GRAPH_CLIENT_ID": "c",
+        "GRAPH_CERTIFICATE_PATH": "/nonexistent/cert.pem",
+    }
+    with pytest.raises(SettingsError, match=r"/nonexistent/cert\.pem"):
+        Settings.from_env(env)
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    from settings import ENV_NAMES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [name for name in ENV_NAMES.values() if f"`{name}`" not in readme]
+    assert missing == [], f"add these settings to README.md's table: {missing}"

@@ -2,7 +2,8 @@
 
 A job is leased while it runs and the lease is renewed in the background; if the process dies,
 the lease expires and another worker (or this one after a restart) picks the job up again.
-Handlers are idempotent (core.provisioning), so running a step twice never makes things twice.
+A worker whose lease was taken over stops its run, and never runs one job twice side by side.
+Handlers are idempotent (core.provisioning), so running a step again never makes things twice.
 """
 
 from __future__ import annotations
@@ -156,7 +157,15 @@ class Worker:
                     claimed = await self._claim(free)
                 except Exception:  # the database may be briefly unavailable; try again later
                     log.exception("claiming jobs failed")
+            running = {job.id for job in self._in_flight.values()}
             for job in claimed:
+                if job.id in running:
+                    # Our own lease ran out while the job still runs here (its renewal waited
+                    # too long for the database) and the claim took it back for this worker.
+                    # The lease is ours again; a second run side by side would repeat its
+                    # Graph writes, so the running one simply carries on.
+                    log.warning("job %s: lease taken back while still running here", job.id)
+                    continue
                 task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
                 self._in_flight[task] = job
                 task.add_done_callback(self._job_done)
@@ -179,19 +188,30 @@ class Worker:
         )
 
     async def _execute(self, job: Job) -> None:
-        heartbeat = asyncio.create_task(self._renew_lease(job))
+        run = asyncio.create_task(self._runner.run(job), name=f"run-job-{job.id}")
+        heartbeat = asyncio.create_task(self._renew_lease(job), name=f"lease-job-{job.id}")
         try:
-            await self._runner.run(job)
+            await asyncio.wait({run, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
+            await _cancel(run, heartbeat)
             raise
-        except Exception as exc:
+        if not run.done():
+            # The heartbeat ended: another worker owns the job now. Stop this run before it
+            # writes anything more; the new owner reruns the step, which finds what this one
+            # made. Neither success nor failure is ours to record.
+            await _cancel(run)
+            log.warning("job %s (%s) stopped: its lease was lost", job.id, job.kind.value)
+            return
+        await _cancel(heartbeat)
+        if run.cancelled():
+            raise asyncio.CancelledError
+        exc = run.exception()
+        if exc is None:
+            await self._store.complete(job.id, worker_id=self.worker_id, now=self._clock.now())
+        elif isinstance(exc, Exception):
             await self._after_failure(job, exc)
         else:
-            await self._store.complete(job.id, worker_id=self.worker_id, now=self._clock.now())
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            raise exc
 
     async def _after_failure(self, job: Job, exc: Exception) -> None:
         reason = describe_error(exc)
@@ -241,3 +261,10 @@ class Worker:
             if not kept:
                 log.warning("job %s: lease lost to another worker", job.id)
                 return
+
+
+async def _cancel(*tasks: asyncio.Task[None]) -> None:
+    """Cancel `tasks` and wait until they have ended, whatever they raise."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

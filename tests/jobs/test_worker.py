@@ -211,3 +211,78 @@ def test_unexpected_errors_are_described_by_type_only_so_internals_do_not_leak()
     reason = describe_error(RuntimeError("password=hunter2 at db"))
     assert reason == texts.UNEXPECTED_ERROR.format(kind="RuntimeError")
     assert "hunter2" not in reason
+
+
+async def test_job_whose_lease_ran_out_while_running_here_is_not_started_twice(
+    storage: SqlStorage, clock: FakeClock
+) -> None:
+    # Regression: the crash test saw one guest added to a team twice. A step outlived its
+    # lease (the renewal waited on SQLite's write lock), the same worker claimed the job again
+    # and ran a second copy beside the first; both looked for the membership, both added it.
+    job_id = await enqueue(storage)
+    runner = ScriptedRunner(block=asyncio.Event())
+    w = worker(storage, runner, clock, lease_s=30, poll_interval_s=0.01)
+    w.start()
+    try:
+        await asyncio.wait_for(runner.started.wait(), 5)
+        clock.advance(31)  # the lease expires before the (real-time) heartbeat renews it
+        w.wake()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert (await status_of(storage, job_id)).attempts == 2  # claimed again ...
+        assert runner.runs == [job_id]  # ... but not run again
+        runner.block.set()  # type: ignore[union-attr]
+        for _ in range(200):
+            if (await status_of(storage, job_id)).status is JobStatus.SUCCEEDED:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await w.stop(timeout_s=5)
+    assert (await status_of(storage, job_id)).status is JobStatus.SUCCEEDED
+    assert runner.runs == [job_id]
+
+
+@dataclass
+class CancellableRunner:
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, job: Job) -> None:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def give_up(self, job: Job, reason: str) -> None:
+        raise AssertionError("a run that lost its lease must not give up the job")
+
+
+async def test_run_stops_when_another_worker_takes_over_its_lease(
+    storage: SqlStorage, clock: FakeClock
+) -> None:
+    job_id = await enqueue(storage)
+    runner = CancellableRunner()
+    # A short lease, so that the heartbeat (every lease/3 of real time) looks soon.
+    w = Worker(
+        storage.jobs,
+        runner,
+        clock,
+        WorkerConfig(lease_s=0.15, poll_interval_s=60, worker_id="w1"),
+        rng=random.Random(7),
+    )
+    w.start()
+    try:
+        await asyncio.wait_for(runner.started.wait(), 5)
+        clock.advance(1)
+        taken = await storage.jobs.claim(
+            worker_id="w2", now=clock.now(), lease_seconds=60, limit=1
+        )
+        assert [j.id for j in taken] == [job_id]
+        await asyncio.wait_for(runner.cancelled.wait(), 5)
+    finally:
+        await w.stop(timeout_s=5)
+    job = await status_of(storage, job_id)
+    # Still the new owner's: the stopped run recorded neither success nor a retry.
+    assert (job.status, job.lease_owner) == (JobStatus.RUNNING, "w2")

@@ -224,6 +224,11 @@ class Worker:
         )
         backoff = self.config.replication_backoff if replication else self.config.backoff
         if permanent or job.attempts >= max_attempts:
+            if not await self._holds_lease(job):
+                # Giving up tells people the work failed; a worker that lost the job must not
+                # say so while the new owner may still succeed.
+                log.warning("job %s: lease lost before giving up; left to its owner", job.id)
+                return
             if not permanent:
                 reason = texts.FAIL_TOO_MANY_ATTEMPTS.format(attempts=job.attempts, error=reason)
             log.warning("job %s (%s) failed for good: %s", job.id, job.kind.value, reason)
@@ -245,22 +250,35 @@ class Worker:
         )
 
     async def _renew_lease(self, job: Job) -> None:
+        """Renew the lease every third of its length; return once it is lost: taken by
+        another worker, or not renewed for a whole lease length (the database is unreachable,
+        so another worker may already have taken it)."""
+        loop = asyncio.get_running_loop()
         interval = max(self.config.lease_s / 3, 0.05)
+        last_kept = loop.time()
         while True:
             await asyncio.sleep(interval)
             try:
-                kept = await self._store.renew_lease(
-                    job.id,
-                    worker_id=self.worker_id,
-                    now=self._clock.now(),
-                    lease_seconds=self.config.lease_s,
-                )
+                kept = await self._holds_lease(job)
             except Exception:
                 log.exception("renewing the lease of job %s failed", job.id)
+                if loop.time() - last_kept >= self.config.lease_s:
+                    log.warning("job %s: lease expired while it could not be renewed", job.id)
+                    return
                 continue
             if not kept:
                 log.warning("job %s: lease lost to another worker", job.id)
                 return
+            last_kept = loop.time()
+
+    async def _holds_lease(self, job: Job) -> bool:
+        """Renew the lease; False if another worker holds it now."""
+        return await self._store.renew_lease(
+            job.id,
+            worker_id=self.worker_id,
+            now=self._clock.now(),
+            lease_seconds=self.config.lease_s,
+        )
 
 
 async def _cancel(*tasks: asyncio.Task[None]) -> None:

@@ -286,3 +286,64 @@ async def test_run_stops_when_another_worker_takes_over_its_lease(
     job = await status_of(storage, job_id)
     # Still the new owner's: the stopped run recorded neither success nor a retry.
     assert (job.status, job.lease_owner) == (JobStatus.RUNNING, "w2")
+
+
+async def test_worker_that_lost_the_lease_does_not_give_up_for_the_new_owner(
+    storage: SqlStorage, clock: FakeClock
+) -> None:
+    job_id = await enqueue(storage)
+    runner = ScriptedRunner(
+        errors=[PermanentDirectoryError("permission missing")], block=asyncio.Event()
+    )
+    w = worker(storage, runner, clock, lease_s=30, poll_interval_s=60)
+    w.start()
+    try:
+        await asyncio.wait_for(runner.started.wait(), 5)
+        clock.advance(31)
+        taken = await storage.jobs.claim(
+            worker_id="w2", now=clock.now(), lease_seconds=60, limit=1
+        )
+        assert [j.id for j in taken] == [job_id]
+        runner.block.set()  # type: ignore[union-attr]
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+    finally:
+        await w.stop(timeout_s=5)
+    assert runner.given_up == []
+    job = await status_of(storage, job_id)
+    assert (job.status, job.lease_owner) == (JobStatus.RUNNING, "w2")
+
+
+class UnreachableStore:
+    """A job store whose database went away after the claim: every renewal fails."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def renew_lease(self, *args: object, **kwargs: object) -> bool:
+        raise ConnectionError("database unreachable")
+
+
+async def test_run_stops_when_its_lease_cannot_be_renewed_for_a_whole_lease_length(
+    storage: SqlStorage, clock: FakeClock
+) -> None:
+    job_id = await enqueue(storage)
+    runner = CancellableRunner()
+    w = Worker(
+        UnreachableStore(storage.jobs),  # type: ignore[arg-type]
+        runner,
+        clock,
+        WorkerConfig(lease_s=0.15, poll_interval_s=60, worker_id="w1"),
+        rng=random.Random(7),
+    )
+    w.start()
+    try:
+        await asyncio.wait_for(runner.started.wait(), 5)
+        # Another replica may own the job by now; this run must not go on writing.
+        await asyncio.wait_for(runner.cancelled.wait(), 5)
+    finally:
+        await w.stop(timeout_s=5)
+    assert (await status_of(storage, job_id)).lease_owner == "w1"

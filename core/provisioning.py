@@ -202,8 +202,10 @@ class JobHandlers:
                 )
                 action = A.GRAPH_CHANNEL_CREATED
             except ChannelNameTaken:
-                # Names of deleted channels stay reserved, so "not found" then "taken" happens.
-                channel = None
+                # Either our own earlier create landed after the lookup (a timed-out request
+                # that Graph applied late), or the name belongs to someone else, possibly a
+                # deleted channel, whose names stay reserved. Look once more to tell which.
+                channel = await self._directory.find_channel(team, name)
         if channel is None or channel.description != engagement.channel_description:
             raise PermanentDirectoryError(
                 texts.FAIL_CHANNEL_NAME_TAKEN.format(channel=name, team=engagement.team_name)

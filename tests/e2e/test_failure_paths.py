@@ -186,6 +186,51 @@ async def test_channel_made_before_a_crash_is_found_and_recorded_not_made_twice(
     assert A.GRAPH_CHANNEL_ADOPTED in await audit_actions(app, engagement_id)
 
 
+class FirstChannelLookupMisses:
+    """The app's real Graph directory, except that the first channel lookup answers "none",
+    as a lookup does that runs just before Graph applies an earlier, timed-out create."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.missed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def find_channel(self, team_id: str, name: str) -> object:
+        if not self.missed:
+            self.missed = True
+            return None
+        return await self._inner.find_channel(team_id, name)  # type: ignore[attr-defined]
+
+
+async def test_own_channel_applied_late_is_adopted_when_graph_says_the_name_is_taken(
+    running_app: RunningApp,
+) -> None:
+    # Regression: "name taken" was final, so an engagement whose own create landed late
+    # failed for good instead of adopting the channel made for it.
+    app = running_app
+    await ready(app)
+    engagement_id = await submit_valid_request(app)
+    engagement = await app.engagement(engagement_id)
+    channel_id = app.simulator.add_channel(
+        MARKETING.aad_group_id,
+        engagement.channel_name,
+        membership_type="private",
+        description=engagement.channel_description,
+        owners=[ALEX.aad_id],
+    )
+    directory = FirstChannelLookupMisses(app.components.handlers._directory)
+    app.components.handlers._directory = directory  # type: ignore[assignment]
+    await approve(app, engagement_id)
+    engagement = await app.wait_for_state(engagement_id, EngagementState.ACTIVE)
+    assert directory.missed
+    assert engagement.channel_id == channel_id
+    names = [c.display_name for c in app.simulator.channels(MARKETING.aad_group_id)]
+    assert names.count(engagement.channel_name) == 1
+    assert A.GRAPH_CHANNEL_ADOPTED in await audit_actions(app, engagement_id)
+
+
 async def test_channel_name_taken_by_someone_else_fails_with_a_clear_reason(
     running_app: RunningApp,
 ) -> None:

@@ -263,12 +263,7 @@ class FreelanceCloudAdapter(CloudAdapter):  # type: ignore[misc]
             # With auth disabled, botbuilder would still try to validate a header that happens
             # to be present, against the public cloud's keys. Nothing is checked in this mode.
             return await self.bot_framework_authentication.authenticate_request(activity, None)
-        if not auth_header:
-            raise InboundAuthError("missing Authorization header")
-        scheme, _, token = auth_header.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or " " in token:
-            raise InboundAuthError("Authorization header is not a Bearer token")
+        token = _bearer_token(auth_header)
         try:
             # botbuilder compares the scheme case-sensitively; RFC 7235 says it is not.
             return await self.bot_framework_authentication.authenticate_request(
@@ -291,17 +286,19 @@ class FreelanceCloudAdapter(CloudAdapter):  # type: ignore[misc]
         if request.method != "POST":
             # Teams never uses the streaming (web socket) transport upstream supports here.
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+        auth_header = request.headers.get("Authorization")
+        if self.auth_enabled:
+            # A request without a Bearer token is refused before its body is read, so that a
+            # caller without credentials learns nothing from 400/415 about what the body lacks.
+            try:
+                _bearer_token(auth_header)
+            except InboundAuthError as exc:
+                _reject_unauthorized(exc)
         activity = await _read_activity(request)
         try:
-            auth_result = await self.authenticate(activity, request.headers.get("Authorization"))
+            auth_result = await self.authenticate(activity, auth_header)
         except InboundAuthError as exc:
-            _reject(
-                web.HTTPUnauthorized,
-                "Unauthorized",
-                "The request is not authorized.",
-                log_reason=exc.reason,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            _reject_unauthorized(exc)
         except AuthMetadataUnavailable as exc:
             logger.error("cannot fetch the Bot Framework signing keys: %s", exc.reason)
             _reject(
@@ -312,6 +309,27 @@ class FreelanceCloudAdapter(CloudAdapter):  # type: ignore[misc]
             )
         invoke_response = await self.process_activity(auth_result, activity, bot.on_turn)
         return invoke_response_to_http(invoke_response)
+
+
+def _bearer_token(auth_header: str | None) -> str:
+    """The token of a well-formed `Bearer <token>` header, or `InboundAuthError`."""
+    if not auth_header:
+        raise InboundAuthError("missing Authorization header")
+    scheme, _, token = auth_header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise InboundAuthError("Authorization header is not a Bearer token")
+    return token
+
+
+def _reject_unauthorized(exc: InboundAuthError) -> NoReturn:
+    _reject(
+        web.HTTPUnauthorized,
+        "Unauthorized",
+        "The request is not authorized.",
+        log_reason=exc.reason,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def _read_activity(request: web.Request) -> Activity:

@@ -295,6 +295,30 @@ async def test_bodies_that_are_not_activities_are_rejected_without_a_stack_trace
     assert bot.handled == []
 
 
+@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Bearer"])
+@pytest.mark.parametrize("case", ["malformed JSON", "form body"])
+async def test_without_a_bearer_token_a_bad_body_gets_401_not_400_or_415(
+    case: str,
+    header: str | None,
+    auth_adapter: FreelanceCloudAdapter,
+    start_bot: StartBot,
+    http: aiohttp.ClientSession,
+) -> None:
+    # Regression: the body was read before the credentials were looked at, so a caller
+    # without any token got 400 or 415 instead of 401.
+    raw, content_type, _ = BAD_BODIES[case]
+    bot = EchoBot()
+    url = await start_bot(auth_adapter, bot)
+    headers = {"Content-Type": content_type}
+    if header is not None:
+        headers["Authorization"] = header
+
+    async with http.post(f"{url}/api/messages", data=raw, headers=headers) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert bot.handled == []
+
+
 async def test_unreachable_signing_keys_give_503_not_401(
     start_bot: StartBot,
     http: aiohttp.ClientSession,

@@ -153,9 +153,9 @@ def dev_mode_banner(settings: Settings) -> str:
         "the in-process simulator with a seeded directory.\n"
         f"  Bot endpoint: {endpoint}\n"
         "  Chat with it in the Microsoft 365 Agents Playground (another terminal):\n"
-        "    TEAMSAPPTESTER_BROWSER=none npx --yes @microsoft/m365agentsplayground "
+        "    TEAMSAPPTESTER_BROWSER=none npx --yes @microsoft/m365agentsplayground@0.2.28 "
         f"-e {endpoint} -c msteams -p 56150 --dt\n"
-        "  then open http://localhost:56150 in a browser. See README.md, 'Chat with the bot'."
+        "  then open http://localhost:56150 in a browser. See docs/playground.md."
     )
 
 

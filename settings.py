@@ -1,6 +1,6 @@
 """Every setting of the app, read from environment variables (names in the README).
 
-Only app.py and tests import this module; packages receive plain values or small config objects.
+Only app.py, manifest/build.py and tests import this module; packages receive plain values or small config objects.
 """
 
 from __future__ import annotations

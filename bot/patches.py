@@ -2,7 +2,7 @@
 
 `apply()` is idempotent and is called by `FreelanceCloudAdapter.__init__` (bot/adapter.py), so
 every adapter the product builds runs patched. Each patch has a regression test in
-tests/bot/test_patches.py. Everything else the project changes about botbuilder is done by
+tests/bot/test_fast_turns.py. Everything else the project changes about botbuilder is done by
 subclassing or wrapping (bot/adapter.py, bot/connector_fast.py), not by patching.
 
 1. `msrest ClientRetryPolicy.safe_codes` becomes a frozenset. Every msrest `Configuration`

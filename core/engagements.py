@@ -279,7 +279,7 @@ class EngagementService:
             )
         if engagement.approver_id is None or engagement.approver_id != actor.aad_id:
             return texts.NOT_YOUR_DECISION.format(
-                approver=engagement.approver_name or "the designated approver", ref=engagement.ref
+                approver=engagement.approver_name or texts.UNKNOWN_APPROVER, ref=engagement.ref
             )
         return None
 

@@ -1,15 +1,15 @@
-"""The cards render to PNG with the official renderer in headless Chromium (Teams light host
-config), and the README's pictures are there and look like cards."""
+"""Every card renders to PNG with the official renderer in headless Chromium (Teams light host
+config), and the README's pictures are there and match the cards as they are built now."""
 
 from __future__ import annotations
 
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
-from cards.engagement import approval_card
+from tests.cards.test_official_renderer import BUILDERS
 from tests.support.node_tools import ROOT, require_chromium, require_node, run_node
-from tests.unit.test_cards import APPROVER, engagement
 from tools.card_pictures import IMAGES, pictures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -25,26 +25,52 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def test_a_card_renders_to_a_png_in_headless_chromium(tmp_path: Path) -> None:
+def file_name(card_name: str) -> str:
+    return card_name.replace("/", "__").replace("+", "-")
+
+
+def render(cards: dict[str, dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+    """Every card through tools/render_cards.js in one Chromium; the renderer's report."""
     require_node("adaptivecards", "adaptivecards-designer", "playwright-core")
     chromium = require_chromium()
-    card = approval_card(engagement(), viewer_id=APPROVER)
     result = run_node(
         "render_cards.js",
-        str(tmp_path),
-        stdin=[{"name": "approval", "card": card}],
+        str(out_dir),
+        stdin=[{"name": name, "card": card} for name, card in cards.items()],
         env={"CHROMIUM_PATH": chromium},
-        timeout=120,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)["approval"]
-    assert report["events"] == []
-    png = tmp_path / "approval.png"
-    width, height = png_size(png)
-    assert (report["width"], width) == (CARD_WIDTH, CARD_WIDTH * SCALE)
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert set(report) == set(cards)
+    return report
+
+
+def test_every_card_renders_to_a_png_in_headless_chromium(tmp_path: Path) -> None:
+    # The same cards as the official validator checks: every builder, state and viewer.
+    cards = {file_name(name): builder() for name, builder in BUILDERS.items()}
+    report = render(cards, tmp_path)
+    for name, shown in report.items():
+        assert shown["events"] == [], f"{name}: {shown['events']}"
+        width, height = png_size(tmp_path / f"{name}.png")
+        assert (shown["width"], width) == (CARD_WIDTH, CARD_WIDTH * SCALE), name
+        assert height >= 40 * SCALE, f"{name} rendered as an empty box ({height} px high)"
+    approver_view = file_name("approval/pending_approval/approver")
     # Eight facts, a description, an input and two buttons: several hundred pixels high.
-    assert 300 * SCALE <= height <= 1200 * SCALE, height
-    assert png.stat().st_size > 20_000  # text and buttons, not an empty box
+    assert 300 * SCALE <= png_size(tmp_path / f"{approver_view}.png")[1] <= 1200 * SCALE
+    assert (tmp_path / f"{approver_view}.png").stat().st_size > 20_000  # text, not a blank box
+
+
+def test_readme_pictures_show_the_cards_as_they_are_built_now(tmp_path: Path) -> None:
+    # A card that gains or loses a line changes its height; the committed picture must follow.
+    report = render(pictures(), tmp_path)
+    for name in report:
+        committed = png_size(IMAGES / f"{name}.png")
+        fresh = png_size(tmp_path / f"{name}.png")
+        assert abs(committed[1] - fresh[1]) <= 2 * SCALE, (
+            f"docs/images/{name}.png is {committed}, the card now renders at {fresh}: "
+            "re-render with `python -m tools.card_pictures`"
+        )
 
 
 def test_readme_shows_the_intake_approval_and_welcome_pictures() -> None:

@@ -358,7 +358,14 @@ class EngagementService:
                 )
                 await tx.commit()
                 raise NotAuthorised(texts.ADMIN_ONLY.format(command="/retry"))
-            engagement = await self._get(tx, engagement_id)
+            engagement = await tx.engagements.get(engagement_id)
+            if engagement is None:
+                await self._audit(
+                    tx, actor, action, engagement_id, AuditOutcome.REFUSED, "not found"
+                )
+                await tx.commit()
+                ref = engagement_ref(engagement_id)
+                raise NotFound(texts.ENGAGEMENT_NOT_FOUND.format(ref=ref))
             if engagement.state is not EngagementState.PROVISIONING_FAILED:
                 await self._audit(
                     tx,
@@ -370,7 +377,9 @@ class EngagementService:
                 )
                 await tx.commit()
                 raise InvalidTransition(
-                    texts.RETRY_NOT_FAILED.format(ref=engagement.ref, state=engagement.state.value)
+                    texts.RETRY_NOT_FAILED.format(
+                        ref=engagement.ref, state=texts.STATE_LABELS[engagement.state.value]
+                    )
                 )
             previous = engagement.failure_reason or ""
             engagement.transition(EngagementState.PROVISIONING, self._clock.now())

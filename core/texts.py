@@ -190,6 +190,6 @@ NOTICE_PROVISIONING_RETRIED = "An admin asked me to try setting up {ref} again. 
 CMD_RETRY_HELP = "Retry a failed set-up from the step that failed (admins)"
 CMD_RETRY_USAGE = "/retry FC-12"
 RETRY_USAGE = "Tell me which engagement to retry, for example: /retry FC-12"
-RETRY_NOT_FAILED = "{ref} is {state}, not failed, so there is nothing to retry."
+RETRY_NOT_FAILED = 'There is nothing to retry: {ref} is at "{state}", not "Set-up failed".'
 RETRY_QUEUED = "{ref} is queued again; provisioning continues from the step that failed."
 JOB_RELEASED = "released at shutdown before it finished; it runs again"

@@ -175,3 +175,9 @@ async def test_retry_of_an_engagement_that_has_not_failed_changes_nothing(
     card = await say(app, NESTOR, "/retry FC-9999")
     assert "FC-9999" in card_text(card)
     assert (await app.engagement(engagement_id)).state is EngagementState.ACTIVE
+    # Admin commands are audited, also when they are refused for an id that does not exist.
+    async with app.components.storage.transaction() as tx:
+        unknown = await tx.audit.list_for_engagement(9999)
+    assert [(r.action, r.outcome, r.detail) for r in unknown] == [
+        (A.COMMAND_PREFIX + "retry", AuditOutcome.REFUSED, "not found")
+    ]

@@ -103,7 +103,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
             app_tenant_id=settings.app_tenant_id,
             openid_metadata_url=settings.openid_metadata_url or None,
             channel_login_url=settings.channel_login_url or None,
-        )
+        ),
+        allowed_tenant_ids=settings.served_tenant_ids,
     )
     service = EngagementService(storage, clock, config)
     notifier = TeamsNotifier(adapter, storage, bot_app_id=settings.app_id)

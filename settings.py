@@ -1,6 +1,7 @@
 """Every setting of the app, read from environment variables (names in the README).
 
-Only app.py, manifest/build.py and tests import this module; packages receive plain values or small config objects.
+Only app.py, manifest/build.py and tests import this module; packages receive plain values or
+small config objects.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Settings(BaseModel):
     # Program.
     database_url: str = DEFAULT_DATABASE_URL
     admin_ids: frozenset[str] = frozenset()
+    # Tenants whose activities are served; empty: see `served_tenant_ids`.
+    allowed_tenant_ids: frozenset[str] = frozenset()
     default_approver: str = ""
     invite_redirect_url: str = "https://teams.microsoft.com"
 
@@ -82,7 +85,7 @@ class Settings(BaseModel):
     dev_graph_replication_delay_s: float = Field(default=0.0, ge=0)
     dev_graph_throttle: bool = True
 
-    _split = field_validator("admin_ids", mode="before")(_split_ids)
+    _split = field_validator("admin_ids", "allowed_tenant_ids", mode="before")(_split_ids)
 
     @field_validator("app_type")
     @classmethod
@@ -95,6 +98,16 @@ class Settings(BaseModel):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.app_id)
+
+    @property
+    def served_tenant_ids(self) -> frozenset[str]:
+        """ALLOWED_TENANT_IDS when given; else a single-tenant bot serves its own tenant only,
+        and a multi-tenant one (or dev mode) every tenant (empty set)."""
+        if self.allowed_tenant_ids:
+            return self.allowed_tenant_ids
+        if self.auth_enabled and self.app_type != "MultiTenant" and self.app_tenant_id:
+            return frozenset({self.app_tenant_id})
+        return frozenset()
 
     @property
     def graph_configured(self) -> bool:
@@ -201,6 +214,7 @@ ENV_NAMES: dict[str, str] = {
     "graph_timeout_s": "GRAPH_TIMEOUT_S",
     "database_url": "DATABASE_URL",
     "admin_ids": "ADMIN_IDS",
+    "allowed_tenant_ids": "ALLOWED_TENANT_IDS",
     "default_approver": "DEFAULT_APPROVER",
     "invite_redirect_url": "INVITE_REDIRECT_URL",
     "host": "HOST",

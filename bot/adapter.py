@@ -52,6 +52,7 @@ from msrest.serialization import Model
 
 from bot import patches
 from bot.connector_fast import ReplyCopyingTurnContext, ReusingBotFrameworkAuthentication
+from bot.conversations import tenant_id
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,11 @@ class FreelanceCloudAdapter(CloudAdapter):  # type: ignore[misc]
     """CloudAdapter with a separate, total auth step and a correct invoke-response writer."""
 
     def __init__(
-        self, bot_framework_authentication: BotFrameworkAuthentication, *, auth_enabled: bool
+        self,
+        bot_framework_authentication: BotFrameworkAuthentication,
+        *,
+        auth_enabled: bool,
+        allowed_tenant_ids: frozenset[str] = frozenset(),
     ) -> None:
         patches.apply()
         if not isinstance(bot_framework_authentication, ReusingBotFrameworkAuthentication):
@@ -231,6 +236,10 @@ class FreelanceCloudAdapter(CloudAdapter):  # type: ignore[misc]
             )
         super().__init__(bot_framework_authentication)
         self.auth_enabled = auth_enabled
+        # Empty: every tenant. Otherwise activities from other tenants (or none) are refused
+        # before any handler runs, and counted here.
+        self.allowed_tenant_ids = allowed_tenant_ids
+        self.tenant_refusals = 0
 
     @property
     def connector_clients(self) -> Any:
@@ -275,6 +284,23 @@ class FreelanceCloudAdapter(CloudAdapter):  # type: ignore[misc]
         except Exception as exc:
             raise InboundAuthError(_describe_auth_failure(exc)) from exc
 
+    def _check_tenant(self, activity: Activity) -> None:
+        """Refuse (403) an activity from a tenant the app does not serve. Any Teams tenant can
+        install a multi-tenant bot or message it, and a valid token says only that the Bot
+        Connector sent the request, not for which organisation."""
+        if not self.allowed_tenant_ids:
+            return
+        tenant = tenant_id(activity)
+        if tenant in self.allowed_tenant_ids:
+            return
+        self.tenant_refusals += 1
+        _reject(
+            web.HTTPForbidden,
+            "Forbidden",
+            "This app is not available to your organisation.",
+            log_reason=f"tenant {tenant[:64]!r} is not allowed",
+        )
+
     async def process(
         self, request: web.Request, bot: Bot, ws_response: WebSocketResponse | None = None
     ) -> web.Response:
@@ -307,6 +333,7 @@ class FreelanceCloudAdapter(CloudAdapter):  # type: ignore[misc]
                 "The request cannot be authenticated right now.",
                 log_reason=f"signing keys unavailable ({exc.reason})",
             )
+        self._check_tenant(activity)
         invoke_response = await self.process_activity(auth_result, activity, bot.on_turn)
         return invoke_response_to_http(invoke_response)
 
@@ -426,9 +453,14 @@ async def on_turn_error(context: TurnContext, error: Exception) -> None:
         )
 
 
-def create_adapter(config: BotAuthConfig) -> FreelanceCloudAdapter:
-    """The project's CloudAdapter for `config`, with `on_turn_error` set."""
+def create_adapter(
+    config: BotAuthConfig, *, allowed_tenant_ids: frozenset[str] = frozenset()
+) -> FreelanceCloudAdapter:
+    """The project's CloudAdapter for `config`, with `on_turn_error` set, serving only
+    `allowed_tenant_ids` (every tenant when empty)."""
     authentication = ConfigurationBotFrameworkAuthentication(_settings_for(config))
-    adapter = FreelanceCloudAdapter(authentication, auth_enabled=config.auth_enabled)
+    adapter = FreelanceCloudAdapter(
+        authentication, auth_enabled=config.auth_enabled, allowed_tenant_ids=allowed_tenant_ids
+    )
     adapter.on_turn_error = on_turn_error
     return adapter

@@ -319,6 +319,39 @@ async def test_without_a_bearer_token_a_bad_body_gets_401_not_400_or_415(
     assert bot.handled == []
 
 
+async def test_activity_from_a_tenant_the_app_does_not_serve_is_refused_before_the_bot(
+    auth_config: BotAuthConfig,
+    start_bot: StartBot,
+    http: aiohttp.ClientSession,
+    connector: ConnectorStandIn,
+    openid: OpenIdStandIn,
+) -> None:
+    adapter = create_adapter(auth_config, allowed_tenant_ids=frozenset({TENANT_ID}))
+    bot = EchoBot()
+    url = await start_bot(adapter, bot)
+    service_url = connector.service_url
+    headers = _bearer(openid.mint_token(APP_ID, service_url))
+    outsider = _message(service_url)
+    outsider["channelData"]["tenant"]["id"] = "99999999-0000-0000-0000-00000000dead"
+    no_tenant = _message(service_url)
+    del no_tenant["channelData"]["tenant"]
+
+    for body in (outsider, no_tenant):
+        async with http.post(f"{url}/api/messages", json=body, headers=headers) as response:
+            assert response.status == 403
+            assert (await response.json())["error"]["code"] == "Forbidden"
+    assert bot.handled == []
+    assert connector.calls == []
+    assert adapter.tenant_refusals == 2
+
+    async with http.post(
+        f"{url}/api/messages", json=_message(service_url), headers=headers
+    ) as response:
+        assert response.status in (200, 201)
+    assert bot.handled == ["message"]
+    assert adapter.tenant_refusals == 2
+
+
 async def test_unreachable_signing_keys_give_503_not_401(
     start_bot: StartBot,
     http: aiohttp.ClientSession,

@@ -73,3 +73,20 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [name for name in ENV_NAMES.values() if f"`{name}`" not in readme]
     assert missing == [], f"add these settings to README.md's table: {missing}"
+
+
+SINGLE = {**BOT, **GRAPH, "MicrosoftAppType": "SingleTenant", "MicrosoftAppTenantId": "home"}
+
+
+def test_single_tenant_bot_serves_only_its_own_tenant_by_default() -> None:
+    assert Settings.from_env(SINGLE).served_tenant_ids == {"home"}
+
+
+def test_multi_tenant_bot_and_dev_mode_serve_every_tenant_by_default() -> None:
+    assert Settings.from_env({**BOT, **GRAPH}).served_tenant_ids == frozenset()
+    assert Settings.from_env({}).served_tenant_ids == frozenset()
+
+
+def test_allowed_tenant_ids_replace_the_default() -> None:
+    settings = Settings.from_env({**SINGLE, "ALLOWED_TENANT_IDS": "home, partner ;other"})
+    assert settings.served_tenant_ids == {"home", "partner", "other"}

@@ -8,7 +8,7 @@ import pytest
 from cards import verbs as V
 from core import audit_actions as A
 from core import texts
-from core.model import EngagementState
+from core.model import Engagement, EngagementState
 from graph.dev_seed import MEGAN_ID, PAT_GUEST_EMAIL, PAT_GUEST_ID
 from tests.e2e.conftest import ALEX, MARKETING, MEGAN, NESTOR, RunningApp
 from tests.e2e.steps import (
@@ -39,6 +39,17 @@ async def approve(app: RunningApp, engagement_id: int) -> None:
 async def audit_actions(app: RunningApp, engagement_id: int) -> list[str]:
     async with app.components.storage.transaction() as tx:
         return [r.action for r in await tx.audit.list_for_engagement(engagement_id)]
+
+
+def add_own_channel(app: RunningApp, engagement: Engagement) -> str:
+    """The engagement's private channel, made in Graph without the app having recorded it."""
+    return app.simulator.add_channel(
+        MARKETING.aad_group_id,
+        engagement.channel_name,
+        membership_type="private",
+        description=engagement.channel_description,
+        owners=[ALEX.aad_id],
+    )
 
 
 async def test_approver_without_the_app_is_named_and_gets_the_card_once_they_install(
@@ -171,13 +182,7 @@ async def test_channel_made_before_a_crash_is_found_and_recorded_not_made_twice(
     engagement_id = await submit_valid_request(app)
     engagement = await app.engagement(engagement_id)
     # As if a worker created the channel and died before recording it.
-    channel_id = app.simulator.add_channel(
-        MARKETING.aad_group_id,
-        engagement.channel_name,
-        membership_type="private",
-        description=engagement.channel_description,
-        owners=[ALEX.aad_id],
-    )
+    channel_id = add_own_channel(app, engagement)
     await approve(app, engagement_id)
     engagement = await app.wait_for_state(engagement_id, EngagementState.ACTIVE)
     assert engagement.channel_id == channel_id
@@ -213,13 +218,7 @@ async def test_own_channel_applied_late_is_adopted_when_graph_says_the_name_is_t
     await ready(app)
     engagement_id = await submit_valid_request(app)
     engagement = await app.engagement(engagement_id)
-    channel_id = app.simulator.add_channel(
-        MARKETING.aad_group_id,
-        engagement.channel_name,
-        membership_type="private",
-        description=engagement.channel_description,
-        owners=[ALEX.aad_id],
-    )
+    channel_id = add_own_channel(app, engagement)
     directory = FirstChannelLookupMisses(app.components.handlers._directory)
     app.components.handlers._directory = directory  # type: ignore[assignment]
     await approve(app, engagement_id)

@@ -87,6 +87,16 @@ class Settings(BaseModel):
 
     _split = field_validator("admin_ids", "allowed_tenant_ids", mode="before")(_split_ids)
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        # Only these two have the ON CONFLICT and row-locking SQL storage/ relies on; say so
+        # at start-up rather than with a NotImplementedError on the first write.
+        if not value.startswith(("sqlite", "postgres")):
+            scheme = value.split(":", 1)[0][:30]
+            raise ValueError(f"must be a SQLite or PostgreSQL URL, not {scheme!r}")
+        return value
+
     @field_validator("app_type")
     @classmethod
     def _known_app_type(cls, value: str) -> str:

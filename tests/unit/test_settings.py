@@ -90,3 +90,10 @@ def test_multi_tenant_bot_and_dev_mode_serve_every_tenant_by_default() -> None:
 def test_allowed_tenant_ids_replace_the_default() -> None:
     settings = Settings.from_env({**SINGLE, "ALLOWED_TENANT_IDS": "home, partner ;other"})
     assert settings.served_tenant_ids == {"home", "partner", "other"}
+
+
+def test_a_database_other_than_sqlite_or_postgresql_is_refused_at_start_by_name() -> None:
+    with pytest.raises(SettingsError, match=r"DATABASE_URL.*SQLite or PostgreSQL.*'mysql'") as e:
+        Settings.from_env({"DATABASE_URL": "mysql://user:secret@db/fc"})
+    assert "secret" not in str(e.value)  # the URL's password is never echoed
+    assert Settings.from_env({"DATABASE_URL": "postgres://u@h/db"}).database_url

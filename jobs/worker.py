@@ -176,8 +176,13 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
+        job = self._in_flight.pop(task, None)
         self._wake.set()  # a slot is free
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Recording the outcome failed (the database went away): the job's lease expires
+            # and it runs again; say why here, since nobody awaits this task.
+            job_id = job.id if job is not None else "?"
+            log.error("job %s: recording its outcome failed", job_id, exc_info=error)
 
     async def _claim(self, limit: int) -> Sequence[Job]:
         return await self._store.claim(

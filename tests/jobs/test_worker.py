@@ -7,6 +7,8 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
+import pytest
+
 from core import texts
 from core.errors import (
     NotYetReplicated,
@@ -347,3 +349,38 @@ async def test_run_stops_when_its_lease_cannot_be_renewed_for_a_whole_lease_leng
     finally:
         await w.stop(timeout_s=5)
     assert (await status_of(storage, job_id)).lease_owner == "w1"
+
+
+class CompleteFails(UnreachableStore):
+    """Renewals work; recording success fails, as when the database goes away at the end."""
+
+    async def renew_lease(self, *args: object, **kwargs: object) -> bool:
+        return await self._store.renew_lease(*args, **kwargs)  # type: ignore[attr-defined,no-any-return]
+
+    async def complete(self, *args: object, **kwargs: object) -> bool:
+        raise ConnectionError("database unreachable")
+
+
+async def test_a_failure_to_record_the_outcome_is_logged_not_lost(
+    storage: SqlStorage, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = await enqueue(storage)
+    runner = ScriptedRunner()
+    w = Worker(
+        CompleteFails(storage.jobs),  # type: ignore[arg-type]
+        runner,
+        clock,
+        WorkerConfig(lease_s=30, poll_interval_s=0.01, worker_id="w1"),
+        rng=random.Random(7),
+    )
+    w.start()
+    try:
+        await asyncio.wait_for(runner.started.wait(), 5)
+        for _ in range(50):
+            if "recording its outcome failed" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await w.stop(timeout_s=5)
+    assert f"job {job_id}: recording its outcome failed" in caplog.text
+    assert "ConnectionError" in caplog.text

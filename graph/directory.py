@@ -25,6 +25,7 @@ from msgraph.generated.models.conversation_member import ConversationMember
 from msgraph.generated.models.directory_object import DirectoryObject
 from msgraph.generated.models.invitation import Invitation
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.reference_create import ReferenceCreate
 from msgraph.generated.models.user import User
 from msgraph.generated.teams.item.channels.channels_request_builder import ChannelsRequestBuilder
 from msgraph.generated.teams.item.channels.item.members.members_request_builder import (
@@ -34,6 +35,7 @@ from msgraph.generated.teams.item.members.members_request_builder import (
     MembersRequestBuilder as TeamMembersRequestBuilder,
 )
 from msgraph.generated.users.item.manager.manager_request_builder import ManagerRequestBuilder
+from msgraph.generated.users.item.sponsors.sponsors_request_builder import SponsorsRequestBuilder
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
@@ -45,13 +47,16 @@ from core.errors import (
     PermanentDirectoryError,
     Throttled,
     TransientDirectoryError,
+    UserGone,
 )
 from core.ports import ChannelInfo, DirectoryUser, GuestInvitation
 from graph.client import GLOBAL_GRAPH_URL
 
 T = TypeVar("T")
 
-USER_FIELDS = ["id", "displayName", "mail", "userType"]
+USER_FIELDS = ["id", "displayName", "mail", "userType", "accountEnabled"]
+# Returned only when $select names them (facts F).
+INVITATION_STATE_FIELDS = ["id", "externalUserState", "externalUserStateChangeDateTime"]
 CHANNEL_FIELDS = ["id", "displayName", "description", "membershipType"]
 # Without it Graph reports shared channels as "unknownFutureValue" (facts A4).
 _PREFER_ENUMS = ("Prefer", "include-unknown-enum-members")
@@ -68,6 +73,9 @@ class Operation:
     permission: str
     # Member adds answer 404 while a fresh guest is not known to Teams yet (facts A13).
     not_found_is_replication: bool = False
+    # A 404 means the user (the guest, or the sponsor named) is not in the directory (any
+    # more): UserGone.
+    not_found_is_user_gone: bool = False
     forbidden_hint: str = ""
 
 
@@ -106,6 +114,46 @@ ADD_CHANNEL_MEMBER = Operation(
     "add the guest to the private channel",
     "ChannelMember.ReadWrite.All (or the resource-specific ChannelMember.ReadWrite.Group)",
     not_found_is_replication=True,
+)
+# Lifecycle (facts A8-A10, F).
+REMOVE_TEAM_MEMBER = Operation(
+    "remove the guest from the team",
+    # By symmetry with adding (facts A8 and E5 ask to verify it in a real tenant).
+    "TeamMember.ReadWriteNonOwnerRole.All",
+)
+REMOVE_CHANNEL_MEMBER = Operation(
+    "remove the guest from the private channel",
+    "ChannelMember.ReadWrite.All (or the resource-specific ChannelMember.ReadWrite.Group)",
+)
+_ACCOUNT_PERMISSION = "User.EnableDisableAccount.All (together with User.Read.All)"
+DISABLE_USER = Operation(
+    "disable the guest's account", _ACCOUNT_PERMISSION, not_found_is_user_gone=True
+)
+ENABLE_USER = Operation(
+    "re-enable the guest's account", _ACCOUNT_PERMISSION, not_found_is_user_gone=True
+)
+DELETE_USER = Operation("delete the guest from the directory", "User.ReadWrite.All")
+LIST_SPONSORS = Operation(
+    "read the guest's sponsors", "User.Read.All", not_found_is_user_gone=True
+)
+ADD_SPONSOR = Operation(
+    "record the requester as the guest's sponsor",
+    "User.ReadWrite.All",
+    not_found_is_user_gone=True,
+)
+GET_INVITATION_STATE = Operation(
+    "read whether the guest has accepted the invitation",
+    "User.Read.All",
+    not_found_is_user_gone=True,
+)
+RESEND_INVITATION = Operation(
+    "send the freelancer the invitation again",
+    "User.Invite.All",
+    forbidden_hint=INVITE_GUEST.forbidden_hint,
+)
+RENAME_CHANNEL = Operation(
+    "rename the private channel",
+    "ChannelSettings.ReadWrite.All (or the resource-specific ChannelSettings.ReadWrite.Group)",
 )
 
 
@@ -169,6 +217,14 @@ def _is_name_taken(code: str | None, message: str | None) -> bool:
     ).lower()
 
 
+def _is_reference_taken(error: BaseException) -> bool:
+    """Graph's 400 for adding a reference (a sponsor) that is there already."""
+    if not isinstance(error, APIError) or error.response_status_code != 400:
+        return False
+    _, message = _graph_code_and_message(error)
+    return "object references already exist" in (message or "").lower()
+
+
 def map_graph_error(error: BaseException, operation: Operation) -> DirectoryError:
     """Translate a failed Graph call into the core error the job worker acts on.
 
@@ -206,6 +262,13 @@ def map_graph_error(error: BaseException, operation: Operation) -> DirectoryErro
             return NotYetReplicated(
                 f"Microsoft Graph could not {op.description} because it does not find the user "
                 f"yet ({detail}); a freshly invited guest takes a while to reach Teams.",
+                status=status,
+                code=code,
+            )
+        if status == 404 and op.not_found_is_user_gone:
+            return UserGone(
+                f"Microsoft Graph could not {op.description}: the user is not in the directory "
+                f"(any more); it was deleted, or never existed ({detail}).",
                 status=status,
                 code=code,
             )
@@ -313,6 +376,8 @@ def _to_user(obj: DirectoryObject | None) -> DirectoryUser | None:
             display_name=obj.display_name or "",
             mail=obj.mail,
             user_type=obj.user_type or "Member",
+            # Not returned means not asked for; only an explicit false disables.
+            account_enabled=obj.account_enabled is not False,
         )
     data: dict[str, Any] = obj.additional_data or {}
     return DirectoryUser(
@@ -320,6 +385,7 @@ def _to_user(obj: DirectoryObject | None) -> DirectoryUser | None:
         display_name=str(data.get("displayName") or ""),
         mail=data.get("mail"),
         user_type=str(data.get("userType") or "Member"),
+        account_enabled=data.get("accountEnabled") is not False,
     )
 
 
@@ -381,6 +447,18 @@ class GraphDirectory:
             raise map_graph_error(exc, operation) from exc
 
     @staticmethod
+    async def _gone_ok(operation: Operation, call: Awaitable[None]) -> None:
+        """A removal: 404 means it is gone already, which is what was wanted."""
+        try:
+            await call
+        except APIError as exc:
+            if exc.response_status_code == 404:
+                return
+            raise map_graph_error(exc, operation) from exc
+        except _GRAPH_FAILURES as exc:
+            raise map_graph_error(exc, operation) from exc
+
+    @staticmethod
     def _unexpected(operation: Operation, what: str) -> PermanentDirectoryError:
         return PermanentDirectoryError(
             f"Microsoft Graph answered without {what} when asked to {operation.description}."
@@ -430,20 +508,78 @@ class GraphDirectory:
     async def invite_guest(
         self, *, email: str, display_name: str, redirect_url: str
     ) -> GuestInvitation:
+        return await self._invite(
+            INVITE_GUEST, email=email, display_name=display_name, redirect_url=redirect_url
+        )
+
+    async def resend_invitation(
+        self, *, email: str, display_name: str, redirect_url: str
+    ) -> GuestInvitation:
+        # Re-sending is a new POST /invitations for the same e-mail with the message on; Graph
+        # answers with the existing guest (facts A2, F).
+        return await self._invite(
+            RESEND_INVITATION, email=email, display_name=display_name, redirect_url=redirect_url
+        )
+
+    async def _invite(
+        self, operation: Operation, *, email: str, display_name: str, redirect_url: str
+    ) -> GuestInvitation:
         body = Invitation(
             invited_user_email_address=email,
             invited_user_display_name=display_name,
             invite_redirect_url=redirect_url,
             send_invitation_message=True,
         )
-        invitation = await self._call(INVITE_GUEST, self._client.invitations.post(body))
+        invitation = await self._call(operation, self._client.invitations.post(body))
         if invitation is None or invitation.invited_user is None or not invitation.invited_user.id:
-            raise self._unexpected(INVITE_GUEST, "the invited user's id")
+            raise self._unexpected(operation, "the invited user's id")
         return GuestInvitation(
             invited_user_id=invitation.invited_user.id,
             redeem_url=invitation.invite_redeem_url,
             status=invitation.status or "PendingAcceptance",
         )
+
+    async def set_account_enabled(self, user_id: str, enabled: bool) -> None:
+        operation = ENABLE_USER if enabled else DISABLE_USER
+        await self._call(
+            operation, self._client.users.by_user_id(user_id).patch(User(account_enabled=enabled))
+        )
+
+    async def delete_user(self, user_id: str) -> None:
+        await self._gone_ok(DELETE_USER, self._client.users.by_user_id(user_id).delete())
+
+    async def list_sponsor_ids(self, user_id: str) -> list[str]:
+        query = SponsorsRequestBuilder.SponsorsRequestBuilderGetQueryParameters(select=["id"])
+        page = await self._call(
+            LIST_SPONSORS,
+            self._client.users.by_user_id(user_id).sponsors.get(
+                request_configuration=RequestConfiguration(query_parameters=query)
+            ),
+        )
+        return [obj.id for obj in (page.value if page else None) or [] if obj.id]
+
+    async def add_sponsor(self, user_id: str, sponsor_id: str) -> None:
+        body = ReferenceCreate(odata_id=f"{self._graph_root}/users/{sponsor_id}")
+        try:
+            await self._client.users.by_user_id(user_id).sponsors.ref.post(body)
+        except _GRAPH_FAILURES as exc:
+            if _is_reference_taken(exc):
+                return  # a sponsor already: what was wanted
+            raise map_graph_error(exc, ADD_SPONSOR) from exc
+
+    async def get_invitation_state(self, user_id: str) -> str | None:
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
+            select=INVITATION_STATE_FIELDS
+        )
+        user = await self._call(
+            GET_INVITATION_STATE,
+            self._client.users.by_user_id(user_id).get(
+                request_configuration=RequestConfiguration(query_parameters=query)
+            ),
+        )
+        if user is None:
+            raise self._unexpected(GET_INVITATION_STATE, "the user")
+        return user.external_user_state or None
 
     # --- channels -------------------------------------------------------------------------
 
@@ -483,6 +619,10 @@ class GraphDirectory:
         if channel is None or not channel.id:
             raise self._unexpected(CREATE_CHANNEL, "the new channel's id")
         return _to_channel(channel)
+
+    async def rename_channel(self, team_id: str, channel_id: str, display_name: str) -> None:
+        channel = self._client.teams.by_team_id(team_id).channels.by_channel_id(channel_id)
+        await self._call(RENAME_CHANNEL, channel.patch(Channel(display_name=display_name)))
 
     # --- memberships ----------------------------------------------------------------------
 
@@ -528,3 +668,17 @@ class GraphDirectory:
         if member is None or not member.id:
             raise self._unexpected(ADD_CHANNEL_MEMBER, "a membership id")
         return member.id
+
+    async def remove_team_member(self, team_id: str, membership_id: str) -> None:
+        members = self._client.teams.by_team_id(team_id).members
+        await self._gone_ok(
+            REMOVE_TEAM_MEMBER, members.by_conversation_member_id(membership_id).delete()
+        )
+
+    async def remove_channel_member(
+        self, team_id: str, channel_id: str, membership_id: str
+    ) -> None:
+        members = self._client.teams.by_team_id(team_id).channels.by_channel_id(channel_id).members
+        await self._gone_ok(
+            REMOVE_CHANNEL_MEMBER, members.by_conversation_member_id(membership_id).delete()
+        )

@@ -22,6 +22,7 @@ Clock = Callable[[], float]
 TEAM_PREFIX = "team:"
 TEAMS_GET_MEMBERS_CHANNELS = "teams:get_members_channels"
 TEAMS_POST_CHANNEL = "teams:post_channel"
+TEAMS_PATCH_CHANNEL = "teams:patch_channel"
 TEAMS_OTHER_GET = "teams:other_get"
 TEAMS_OTHER = "teams:other"
 INVITATIONS = "invitations"
@@ -41,6 +42,7 @@ class GraphLimits:
     per_team: tuple[float, float] = (4, 1)  # "4 requests per second per app on a team"
     teams_get_members_channels: tuple[float, float] = (60, 1)
     teams_post_channel: tuple[float, float] = (30, 1)
+    teams_patch_channel: tuple[float, float] = (30, 1)  # "PATCH team, channel, tab, ..."
     teams_other_get: tuple[float, float] = (30, 1)
     teams_other: tuple[float, float] = (30, 1)  # POST/DELETE members (by elimination)
     invitations: tuple[float, float] = (150, 5)  # per tenant, all apps
@@ -54,6 +56,7 @@ class GraphLimits:
         return {
             TEAMS_GET_MEMBERS_CHANNELS: self.teams_get_members_channels,
             TEAMS_POST_CHANNEL: self.teams_post_channel,
+            TEAMS_PATCH_CHANNEL: self.teams_patch_channel,
             TEAMS_OTHER_GET: self.teams_other_get,
             TEAMS_OTHER: self.teams_other,
             INVITATIONS: self.invitations,
@@ -109,13 +112,17 @@ def charges(method: str, path: str, query: Mapping[str, str] | None = None) -> l
             out.append(Charge(TEAMS_GET_MEMBERS_CHANNELS if listing else TEAMS_OTHER_GET))
         elif method in ("POST", "PUT") and segments == ["channels"]:
             out.append(Charge(TEAMS_POST_CHANNEL))
+        elif method == "PATCH" and len(segments) == 2 and segments[0] == "channels":
+            out.append(Charge(TEAMS_PATCH_CHANNEL))
         else:
+            # "Other API calls for Teams": member adds and removals (team and channel).
             out.append(Charge(TEAMS_OTHER))
         return out
     if path.startswith("/invitations"):
         # The invitation creates a user object: it also spends the identity write budget.
         return [Charge(INVITATIONS), *_identity(method, path, query)]
     if path.startswith(("/users", "/groups", "/directoryObjects", "/me")):
+        # PATCH / DELETE users and POST sponsors/$ref are writes like any other (facts B3).
         return _identity(method, path, query)
     return []
 

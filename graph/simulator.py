@@ -1,14 +1,16 @@
 """A local stand-in for the Microsoft Graph v1.0 endpoints that GraphDirectory calls.
 
-Faithful to /work/shared/platform/graph-teams-facts.md sections A1-A7 and A13: Graph's JSON
-shapes and error body, channel-name rules, app-only private-channel rules, team-before-channel
-membership, guest roles, replication delay after an invitation. Every token is treated as an
-application (app-only) token. Used by dev mode and by the tests; state lives in memory.
+Faithful to /work/shared/platform/graph-teams-facts.md sections A1-A10, A13 and F: Graph's
+JSON shapes and error body, channel-name rules, app-only private-channel rules,
+team-before-channel membership, guest roles, replication delay after an invitation, offboarding
+(membership removal, disabling and soft-deleting users), sponsors and the guest's invitation
+redemption state. Every token is treated as an application (app-only) token. Used by dev mode
+and by the tests; state lives in memory.
 
 Test control happens through the Python API (seed, add_user, add_team, inject_fault,
-set_limits, set_faults, ...); `requests` records every request that reached the server, with
-its answer. With `control_api=True` a small HTTP control API under /_control does the same for
-a simulator in another process (seed, config, requests, state).
+set_limits, set_faults, redeem_invitation, ...); `requests` records every request that reached
+the server, with its answer. With `control_api=True` a small HTTP control API under /_control
+does the same for a simulator in another process (seed, config, redeem, requests, state).
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ DEFAULT_TENANT_DOMAIN = "contoso"
 _GRAPH_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8"
 _MEMBER_TYPE = "#microsoft.graph.aadUserConversationMember"
 _NAME_TAKEN = "Channel name already existed, please use other name"
+_REFERENCE_EXISTS = (
+    "One or more added object references already exist for the following modified "
+    "properties: 'sponsors'."
+)
+_USER_TYPE = "#microsoft.graph.user"
+_GROUP_TYPE = "#microsoft.graph.group"
+# Guests' invitation redemption state, `externalUserState` (facts F).
+PENDING_ACCEPTANCE = "PendingAcceptance"
+ACCEPTED = "Accepted"
 _MAX_CHANNEL_NAME = 50
 _MAX_PRIVATE_MEMBERS_AT_CREATE = 200
 # Teams channel-name restrictions (facts A4).
@@ -115,6 +126,11 @@ class SimUser:
     manager_id: str | None
     user_principal_name: str
     invited_at: float | None = None  # clock() at invitation; drives the replication delay
+    # Guests: PendingAcceptance until they redeem, then Accepted; None for members (facts F).
+    external_user_state: str | None = None
+    external_user_state_change_date_time: str | None = None
+    sponsor_ids: list[str] = field(default_factory=list)  # users or groups (teams' group ids)
+    deleted_date_time: str | None = None  # set when soft-deleted (DELETE /users/{id})
 
 
 @dataclass
@@ -231,6 +247,8 @@ _MEMBER_USER_ID = re.compile(
     re.I,
 )
 _BIND = re.compile(r"/users(?:\('([^']+)'\)|/([^/?#()]+))$")
+# A directory object reference in "@odata.id" (sponsors/$ref): users, groups or directoryObjects.
+_REF = re.compile(r"/(users|groups|directoryObjects)(?:\('([^']+)'\)|/([^/?#()]+))$")
 
 
 def _unquote_odata(value: str) -> str:
@@ -292,6 +310,8 @@ class GraphSimulator:
         self._users: dict[str, SimUser] = {}
         self._teams: dict[str, SimTeam] = {}
         self._invitations: list[SimInvitation] = []
+        # Soft-deleted users, restorable for 30 days in Entra (facts A10); restore is not modelled.
+        self._deleted_users: dict[str, SimUser] = {}
         self._faults: list[_Fault] = []
         self._tokens_seen: list[str] = []
         # The request pipeline: each stage may raise GraphHttpError. Random faults and
@@ -337,7 +357,11 @@ class GraphSimulator:
         account_enabled: bool = True,
         manager_id: str | None = None,
         user_principal_name: str | None = None,
+        external_user_state: str | None = None,
     ) -> str:
+        """A user made outside Graph's validation. A seeded guest has redeemed its invitation
+        (`external_user_state` Accepted) unless said otherwise; invited guests start
+        PendingAcceptance (see POST /invitations)."""
         user_id = id or _new_guid()
         if user_id in self._users:
             raise ValueError(f"user {user_id} exists")
@@ -358,6 +382,10 @@ class GraphSimulator:
             manager_id=manager_id,
             user_principal_name=user_principal_name,
         )
+        if external_user_state is None and user_type == "Guest":
+            external_user_state = ACCEPTED
+        if external_user_state is not None:
+            self._set_external_state(self._users[user_id], external_user_state)
         return user_id
 
     def add_team(
@@ -426,7 +454,27 @@ class GraphSimulator:
         self._require_channel(self._require_team(team_id), channel_id).deleted = True
 
     def set_account_enabled(self, user_id: str, enabled: bool) -> None:
+        """What PATCH /users/{id} {"accountEnabled": ...} does: a disabled user is 404 for
+        team and channel member adds (facts A6, A7)."""
         self._require_user(user_id).account_enabled = enabled
+
+    def delete_user(self, user_id: str) -> None:
+        """What DELETE /users/{id} does: soft delete (see deleted_users)."""
+        self._soft_delete(self._require_user(user_id))
+
+    def add_sponsor(self, user_id: str, sponsor_id: str) -> None:
+        """Record a sponsor (a user or a team's group id) without Graph's checks."""
+        sponsors = self._require_user(user_id).sponsor_ids
+        if sponsor_id not in sponsors:
+            sponsors.append(sponsor_id)
+
+    def redeem_invitation(self, user_id: str) -> None:
+        """The guest redeems its invitation in a browser (there is no API for it, facts A1):
+        `externalUserState` becomes Accepted."""
+        user = self._require_user(user_id)
+        if user.user_type != "Guest":
+            raise ValueError(f"user {user_id} is not a guest")
+        self._set_external_state(user, ACCEPTED)
 
     def seed(
         self,
@@ -509,15 +557,23 @@ class GraphSimulator:
             self._rng = random.Random(seed)
 
     def applied_writes(self) -> dict[tuple[str, ...], int]:
-        """How many times each provisioning write took effect (answered 2xx, or failed after
-        applying): ("invitation", email), ("channel", team, name), ("team_member", team,
-        user), ("channel_member", team, channel, user). More than 1 is a duplicate."""
+        """How many times each write took effect (answered 2xx, or failed after applying).
+
+        Provisioning: ("invitation", email), ("channel", team, name), ("team_member", team,
+        user), ("channel_member", team, channel, user). Lifecycle: ("remove_team_member",
+        team, membership), ("remove_channel_member", team, channel, membership),
+        ("account_enabled", user, "true"|"false"), ("delete_user", user), ("sponsor", user,
+        sponsor), ("rename_channel", team, channel, name). More than 1 is a duplicate; note
+        that a deliberate re-sent invitation is another ("invitation", email) write (see
+        invitations_sent)."""
         counts: dict[tuple[str, ...], int] = {}
         for r in self.requests:
             ok = r.status is not None and 200 <= r.status < 300
-            if r.method != "POST" or not (ok or r.outcome.endswith("after-apply")):
+            if r.method not in ("POST", "PATCH", "DELETE") or not (
+                ok or r.outcome.endswith("after-apply")
+            ):
                 continue
-            key = self._write_key(api_path(r.path), r.json)
+            key = self._write_key(r.method, api_path(r.path), r.json)
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
         return counts
@@ -526,9 +582,31 @@ class GraphSimulator:
         return {key: n for key, n in self.applied_writes().items() if n > 1}
 
     @staticmethod
-    def _write_key(path: str, body: Any) -> tuple[str, ...] | None:
+    def _write_key(method: str, path: str, body: Any) -> tuple[str, ...] | None:
         body = body if isinstance(body, dict) else {}
         parts = [p for p in path.split("/") if p]
+        if method == "DELETE":
+            if len(parts) == 4 and parts[0] == "teams" and parts[2] == "members":
+                return ("remove_team_member", parts[1], parts[3])
+            if len(parts) == 6 and parts[0] == "teams" and parts[4] == "members":
+                return ("remove_channel_member", parts[1], parts[3], parts[5])
+            if len(parts) == 2 and parts[0] == "users":
+                return ("delete_user", parts[1].lower())
+            return None
+        if method == "PATCH":
+            if len(parts) == 2 and parts[0] == "users" and "accountEnabled" in body:
+                enabled = str(body["accountEnabled"]).lower()
+                return ("account_enabled", parts[1].lower(), enabled)
+            channel = len(parts) == 4 and parts[0] == "teams" and parts[2] == "channels"
+            if channel and "displayName" in body:
+                name = str(body["displayName"]).lower()
+                return ("rename_channel", parts[1], parts[3], name)
+            return None
+        if parts[-2:] == ["sponsors", "$ref"] and len(parts) == 4:
+            ref = body.get("@odata.id")
+            found = _REF.search(ref) if isinstance(ref, str) else None
+            sponsor = (found.group(2) or found.group(3)).lower() if found else ""
+            return ("sponsor", parts[1].lower(), sponsor)
         bind = body.get("user@odata.bind")
         match = _BIND.search(bind) if isinstance(bind, str) else None
         user = (match.group(1) or match.group(2)).lower() if match else ""
@@ -580,6 +658,22 @@ class GraphSimulator:
     @property
     def invitations(self) -> list[SimInvitation]:
         return copy.deepcopy(self._invitations)
+
+    def invitations_sent(self, email: str) -> int:
+        """How many invitations (first or re-sent) asked Microsoft to e-mail `email`."""
+        wanted = email.lower()
+        return sum(
+            i.send_invitation_message and i.invited_user_email_address.lower() == wanted
+            for i in self._invitations
+        )
+
+    def deleted_users(self) -> dict[str, SimUser]:
+        """Soft-deleted users (Entra's deleted items), by id, with `deleted_date_time`."""
+        return copy.deepcopy(self._deleted_users)
+
+    def sponsors(self, user_id: str) -> list[str]:
+        """Ids of the user's sponsors, in the order they were added."""
+        return list(self._require_user(user_id).sponsor_ids)
 
     @property
     def tokens_seen(self) -> list[str]:
@@ -634,6 +728,23 @@ class GraphSimulator:
         members[user.id] = member
         return member
 
+    @staticmethod
+    def _set_external_state(user: SimUser, state: str) -> None:
+        user.external_user_state = state
+        user.external_user_state_change_date_time = _now_iso()
+
+    def _soft_delete(self, user: SimUser) -> None:
+        """Move the user to deleted items and drop its team and channel memberships, as Entra
+        and Teams do. Entra would restore group memberships with the user; restore is not
+        modelled, so neither is that."""
+        del self._users[user.id]
+        user.deleted_date_time = _now_iso()
+        self._deleted_users[user.id] = user
+        for team in self._teams.values():
+            team.members.pop(user.id, None)
+            for channel in team.channels:
+                channel.members.pop(user.id, None)
+
     def _find_user(self, key: str) -> SimUser | None:
         if key in self._users:
             return self._users[key]
@@ -664,18 +775,28 @@ class GraphSimulator:
         p = API_PREFIX
         app.router.add_get(f"{p}/users", self._list_users)
         app.router.add_get(f"{p}/users/{{user_id}}", self._get_user)
+        app.router.add_patch(f"{p}/users/{{user_id}}", self._patch_user)
+        app.router.add_delete(f"{p}/users/{{user_id}}", self._delete_user)
         app.router.add_get(f"{p}/users/{{user_id}}/manager", self._get_manager)
+        app.router.add_get(f"{p}/users/{{user_id}}/sponsors", self._list_sponsors)
+        app.router.add_post(f"{p}/users/{{user_id}}/sponsors/$ref", self._post_sponsor_ref)
         app.router.add_post(f"{p}/invitations", self._post_invitation)
         app.router.add_get(f"{p}/teams/{{team_id}}/channels", self._list_channels)
         app.router.add_post(f"{p}/teams/{{team_id}}/channels", self._post_channel)
+        app.router.add_patch(f"{p}/teams/{{team_id}}/channels/{{channel_id}}", self._patch_channel)
         app.router.add_get(f"{p}/teams/{{team_id}}/members", self._list_team_members)
         app.router.add_post(f"{p}/teams/{{team_id}}/members", self._post_team_member)
+        app.router.add_delete(
+            f"{p}/teams/{{team_id}}/members/{{membership_id}}", self._delete_team_member
+        )
         members = f"{p}/teams/{{team_id}}/channels/{{channel_id}}/members"
         app.router.add_get(members, self._list_channel_members)
         app.router.add_post(members, self._post_channel_member)
+        app.router.add_delete(f"{members}/{{membership_id}}", self._delete_channel_member)
         if self.control_api:
             app.router.add_post(f"{CONTROL_PREFIX}/seed", self._control_seed)
             app.router.add_post(f"{CONTROL_PREFIX}/config", self._control_config)
+            app.router.add_post(f"{CONTROL_PREFIX}/redeem", self._control_redeem)
             app.router.add_get(f"{CONTROL_PREFIX}/requests", self._control_requests)
             app.router.add_get(f"{CONTROL_PREFIX}/state", self._control_state)
         return app
@@ -723,6 +844,18 @@ class GraphSimulator:
             self.requests.clear()
         return web.json_response({"ok": True})
 
+    async def _control_redeem(self, request: web.Request) -> web.Response:
+        """Body: {"user_id": guest id}: the guest redeems its invitation (redeem_invitation)."""
+        body = await request.json()
+        user_id = body.get("user_id") if isinstance(body, dict) else None
+        if not isinstance(user_id, str) or user_id not in self._users:
+            return web.json_response({"error": f"no user {user_id}"}, status=404)
+        try:
+            self.redeem_invitation(user_id)
+        except ValueError as error:
+            return web.json_response({"error": str(error)}, status=400)
+        return web.json_response({"ok": True})
+
     async def _control_requests(self, request: web.Request) -> web.Response:
         """Every request received, in order, with its answer's status."""
         return web.json_response(
@@ -750,6 +883,15 @@ class GraphSimulator:
                 "duplicate_writes": [
                     {"write": list(key), "times": n} for key, n in self.duplicate_writes().items()
                 ],
+                "deleted_users": list(self._deleted_users),
+                "sponsors": {
+                    u.id: list(u.sponsor_ids) for u in self._users.values() if u.sponsor_ids
+                },
+                "external_user_states": {
+                    u.id: u.external_user_state
+                    for u in self._users.values()
+                    if u.external_user_state is not None
+                },
             }
         )
 
@@ -1017,7 +1159,8 @@ class GraphSimulator:
             "userType": user.user_type,
             "accountEnabled": user.account_enabled,
             "otherMails": list(user.other_mails),
-            "externalUserState": "PendingAcceptance" if user.invited_at is not None else None,
+            "externalUserState": user.external_user_state,
+            "externalUserStateChangeDateTime": user.external_user_state_change_date_time,
         }
         if typed:
             entity = {"@odata.type": "#microsoft.graph.user", **entity}
@@ -1081,6 +1224,111 @@ class GraphSimulator:
         rendered = [self._render_user(request, u) for u in self._top(request, users)]
         return self._json({"@odata.context": self._context(request, "users"), "value": rendered})
 
+    def _live_user(self, request: web.Request) -> SimUser:
+        key = request.match_info["user_id"]
+        user = self._find_user(key)
+        if user is None:
+            raise self._user_not_found(key)
+        return user
+
+    async def _patch_user(self, request: web.Request) -> web.Response:
+        """Only `accountEnabled` is modelled (facts A9); 204 without a body."""
+        user = self._live_user(request)
+        body = self._body(request)
+        enabled: bool | None = None
+        for prop, value in body.items():
+            if prop == "@odata.type":
+                if str(value).lower() != _USER_TYPE.lower():
+                    raise GraphHttpError(
+                        400, "BadRequest", f"Unsupported type '{value}' for a user update."
+                    )
+            elif prop == "accountEnabled":
+                if not isinstance(value, bool):
+                    raise GraphHttpError(
+                        400,
+                        "BadRequest",
+                        f"Cannot convert the literal '{value}' to the expected type "
+                        "'Edm.Boolean'.",
+                    )
+                enabled = value
+            elif prop in self._user_json(user):
+                # A real, updatable-or-not property that this stand-in does not model.
+                raise GraphHttpError(
+                    400,
+                    "BadRequest",
+                    f"The Graph simulator does not model updating the user property '{prop}'.",
+                )
+            else:
+                raise GraphHttpError(
+                    400,
+                    "Request_BadRequest",
+                    f"Property '{prop}' does not exist as a declared property or extension "
+                    "property.",
+                )
+        if enabled is not None:
+            user.account_enabled = enabled
+        return web.Response(status=204)
+
+    async def _delete_user(self, request: web.Request) -> web.Response:
+        """Soft delete (facts A10): gone from /users and from e-mail look-ups, its memberships
+        dropped, kept in deleted items (deleted_users)."""
+        self._soft_delete(self._live_user(request))
+        return web.Response(status=204)
+
+    def _directory_object(
+        self, object_id: str, kind: str = "directoryObjects"
+    ) -> SimUser | SimTeam | None:
+        """The user (or the team's group) a reference names, None when it does not exist."""
+        if kind in ("users", "directoryObjects") and (user := self._find_user(object_id)):
+            return user
+        if kind in ("groups", "directoryObjects"):
+            return self._teams.get(object_id)
+        return None
+
+    def _render_directory_object(self, request: web.Request, obj: SimUser | SimTeam) -> Any:
+        if isinstance(obj, SimUser):
+            return self._render_user(request, obj, typed=True)
+        entity = {"@odata.type": _GROUP_TYPE, "id": obj.id, "displayName": obj.display_name}
+        if request.query.get("$select"):
+            return self._select(request, entity, "directoryObject")
+        return entity
+
+    async def _list_sponsors(self, request: web.Request) -> web.Response:
+        """GET /users/{id}/sponsors: typed users (and groups) (facts F)."""
+        self._check_query_options(request, {"$select", "$top"})
+        user = self._live_user(request)
+        # A deleted sponsor stops being listed (its reference is kept for a restore).
+        found = [self._directory_object(s) for s in user.sponsor_ids]
+        value = [self._render_directory_object(request, o) for o in found if o is not None]
+        return self._json(
+            {
+                "@odata.context": self._context(request, "directoryObjects"),
+                "value": self._top(request, value),
+            }
+        )
+
+    async def _post_sponsor_ref(self, request: web.Request) -> web.Response:
+        """POST /users/{id}/sponsors/$ref {"@odata.id": ".../users/{sponsor-id}"} → 204;
+        an existing sponsor is Graph's 400 for duplicate references (facts F)."""
+        user = self._live_user(request)
+        body = self._body(request)
+        ref = body.get("@odata.id")
+        match = _REF.search(ref) if isinstance(ref, str) else None
+        if match is None:
+            raise GraphHttpError(
+                400,
+                "Request_BadRequest",
+                "The request must contain a valid '@odata.id' naming a user or a group.",
+            )
+        sponsor_key = match.group(2) or match.group(3)
+        sponsor = self._directory_object(sponsor_key, match.group(1))
+        if sponsor is None:
+            raise self._user_not_found(sponsor_key)
+        if sponsor.id in user.sponsor_ids:
+            raise GraphHttpError(400, "Request_BadRequest", _REFERENCE_EXISTS)
+        user.sponsor_ids.append(sponsor.id)
+        return web.Response(status=204)
+
     # --- invitations ----------------------------------------------------------------------
 
     async def _post_invitation(self, request: web.Request) -> web.Response:
@@ -1103,18 +1351,28 @@ class GraphSimulator:
                 "The invited user already exists in the directory as a member of this "
                 "organization.",
             )
+        reset_redemption = body.get("resetRedemption", False) is True
         if existing is None:
+            # Only live users are looked at: a guest deleted earlier sits in deleted items and
+            # a new guest object is created. Simplification: real Graph has been reported to
+            # refuse this with "already exists" until the deleted guest is purged (facts A10).
             user_id = self.add_user(
                 display_name if isinstance(display_name, str) and display_name else email,
                 mail=email if self.invited_guest_mail else None,
                 other_mails=[email],
                 user_type="Guest",
                 user_principal_name=self._guest_upn(email),
+                external_user_state=PENDING_ACCEPTANCE,
             )
             guest = self._users[user_id]
             guest.invited_at = self.clock()
         else:
-            guest = existing  # re-invite: Graph answers with the same guest object (facts A2)
+            # Re-invite (e.g. re-sending the e-mail): Graph answers with the same guest object
+            # and its redemption state stays, unless resetRedemption asks to start over
+            # (facts A1, A2, F).
+            guest = existing
+            if reset_redemption:
+                self._set_external_state(guest, PENDING_ACCEPTANCE)
         invitation = SimInvitation(
             id=_new_guid(),
             invited_user_email_address=email,
@@ -1140,7 +1398,7 @@ class GraphSimulator:
             "invitedUserType": "Guest",
             "invitedUserEmailAddress": email,
             "sendInvitationMessage": send_message,
-            "resetRedemption": bool(body.get("resetRedemption", False)),
+            "resetRedemption": reset_redemption,
             "inviteRedirectUrl": redirect,
             "status": invitation.status,
             "invitedUserMessageInfo": {
@@ -1346,6 +1604,35 @@ class GraphSimulator:
         payload.update(self._channel_json(request, team, channel))
         return self._json(payload, status=201)
 
+    async def _patch_channel(self, request: web.Request) -> web.Response:
+        """PATCH displayName (and description): the create rules for names apply, a name
+        that a channel of the team has (or had) is 400 NameAlreadyExists; 204."""
+        team = self._team(request)
+        channel = self._channel(request, team)
+        body = self._body(request)
+        unknown = sorted(set(body) - {"@odata.type", "displayName", "description"})
+        if unknown:
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                f"The Graph simulator does not model updating the channel property "
+                f"'{unknown[0]}'.",
+            )
+        description = body.get("description", channel.description)
+        if description is not None and not isinstance(description, str):
+            raise GraphHttpError(400, "BadRequest", "Channel description must be a string.")
+        name = channel.display_name
+        if "displayName" in body:
+            name = self._validate_channel_name(body["displayName"])
+            # Deleted channels keep their name reserved, as at create (facts A4).
+            if any(
+                c is not channel and c.display_name.lower() == name.lower() for c in team.channels
+            ):
+                raise GraphHttpError(400, "NameAlreadyExists", _NAME_TAKEN)
+        channel.display_name = name
+        channel.description = description
+        return web.Response(status=204)
+
     # --- memberships ----------------------------------------------------------------------
 
     def _member_json(self, team: SimTeam, member: SimMember) -> dict[str, Any]:
@@ -1448,6 +1735,46 @@ class GraphSimulator:
         payload: dict[str, Any] = {"@odata.context": self._context(request, context)}
         payload.update(self._member_json(team, member))
         return self._json(payload, status=201)
+
+    @staticmethod
+    def _membership(members: dict[str, SimMember], membership_id: str, where: str) -> SimMember:
+        for member in members.values():
+            if member.id == membership_id:
+                return member
+        raise GraphHttpError(
+            404, "NotFound", f"Membership {membership_id} was not found in {where}."
+        )
+
+    async def _delete_team_member(self, request: web.Request) -> web.Response:
+        """DELETE /teams/{id}/members/{membership-id} → 204 (facts A8)."""
+        team = self._team(request)
+        member = self._membership(
+            team.members, request.match_info["membership_id"], f"team {team.id}"
+        )
+        del team.members[member.user_id]
+        return web.Response(status=204)
+
+    async def _delete_channel_member(self, request: web.Request) -> web.Response:
+        """DELETE /teams/{id}/channels/{id}/members/{membership-id} → 204; private and shared
+        channels only, and a private channel keeps its last owner (facts A8)."""
+        team = self._team(request)
+        channel = self._channel(request, team)
+        if channel.membership_type == "standard":
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                "Members can be removed only from private or shared channels.",
+            )
+        member = self._membership(
+            channel.members, request.match_info["membership_id"], f"channel {channel.id}"
+        )
+        owners = [m for m in channel.members.values() if "owner" in m.roles]
+        if channel.membership_type == "private" and owners == [member]:
+            raise GraphHttpError(
+                400, "BadRequest", "The last owner of a private channel cannot be removed."
+            )
+        del channel.members[member.user_id]
+        return web.Response(status=204)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,13 +18,24 @@ from core.errors import (
     PermanentDirectoryError,
     Throttled,
     TransientDirectoryError,
+    UserGone,
 )
 from graph.directory import (
     ADD_CHANNEL_MEMBER,
+    ADD_SPONSOR,
     ADD_TEAM_MEMBER,
     CREATE_CHANNEL,
+    DELETE_USER,
+    DISABLE_USER,
+    ENABLE_USER,
+    GET_INVITATION_STATE,
     GET_USER,
     INVITE_GUEST,
+    LIST_SPONSORS,
+    REMOVE_CHANNEL_MEMBER,
+    REMOVE_TEAM_MEMBER,
+    RENAME_CHANNEL,
+    RESEND_INVITATION,
     Operation,
     map_graph_error,
     retry_after_seconds,
@@ -95,6 +106,38 @@ def test_404_on_membership_add_is_not_yet_replicated(operation: Operation) -> No
     assert type(error) is NotYetReplicated
 
 
+@pytest.mark.parametrize(
+    "operation", [DISABLE_USER, ENABLE_USER, LIST_SPONSORS, ADD_SPONSOR, GET_INVITATION_STATE]
+)
+def test_404_on_a_user_lifecycle_call_is_user_gone(operation: Operation) -> None:
+    error = map_graph_error(
+        odata(404, "Request_ResourceNotFound", "Resource 'x' does not exist."), operation
+    )
+
+    assert type(error) is UserGone
+    assert isinstance(error, PermanentDirectoryError)
+    assert (error.status, error.code) == (404, "Request_ResourceNotFound")
+    assert operation.description in error.message
+    assert "Resource 'x' does not exist." in error.message
+
+
+@pytest.mark.parametrize("operation", [GET_USER, CREATE_CHANNEL, RENAME_CHANNEL])
+def test_404_is_not_user_gone_where_the_operation_does_not_say_so(operation: Operation) -> None:
+    error = map_graph_error(odata(404, "NotFound", "Gone."), operation)
+
+    assert type(error) is PermanentDirectoryError
+
+
+def test_duplicate_name_on_rename_is_channel_name_taken() -> None:
+    error = map_graph_error(
+        odata(400, "NameAlreadyExists", "Channel name already existed, please use other name"),
+        RENAME_CHANNEL,
+    )
+
+    assert type(error) is ChannelNameTaken
+    assert "rename the private channel" in error.message
+
+
 def test_404_elsewhere_is_permanent() -> None:
     error = map_graph_error(odata(404, "NotFound", "No team found."), CREATE_CHANNEL)
 
@@ -148,6 +191,15 @@ def test_403_names_operation_and_application_permission() -> None:
         (CREATE_CHANNEL, "Channel.Create"),
         (ADD_CHANNEL_MEMBER, "ChannelMember.ReadWrite.All"),
         (GET_USER, "User.Read.All"),
+        (REMOVE_TEAM_MEMBER, "TeamMember.ReadWriteNonOwnerRole.All"),
+        (REMOVE_CHANNEL_MEMBER, "ChannelMember.ReadWrite.All"),
+        (DISABLE_USER, "User.EnableDisableAccount.All"),
+        (DELETE_USER, "User.ReadWrite.All"),
+        (ADD_SPONSOR, "User.ReadWrite.All"),
+        (LIST_SPONSORS, "User.Read.All"),
+        (GET_INVITATION_STATE, "User.Read.All"),
+        (RESEND_INVITATION, "User.Invite.All"),
+        (RENAME_CHANNEL, "ChannelSettings.ReadWrite.All"),
     ],
 )
 def test_401_and_403_name_the_permission_of_each_operation(

@@ -395,8 +395,7 @@ async def test_token_reaches_graph_but_never_appears_in_errors(
     assert unauthorised.value.status == 401
     assert "User.Read.All" in str(unauthorised.value)
     assert len(errors) == 5
-    for error in errors:
-        shown = f"{error} {error.message} {error!r} {error.__cause__!r}"
+    for failure in errors:
+        shown = f"{failure} {failure.message} {failure!r} {failure.__cause__!r}"
         assert GRAPH_TOKEN not in shown
         assert "wrong-secret-token" not in shown
-

@@ -7,12 +7,20 @@ from typing import assert_never
 
 from cards import verbs
 from cards.common import (
+    MESSAGE_MAX,
+    REASON_MAX,
+    SHORT_MAX,
     Card,
     adaptive_card,
+    clause,
+    clip,
     date_range,
+    end_reason,
     fact_set,
     format_date,
     heading,
+    lifecycle_facts,
+    sentence,
     state_label,
     summary_facts,
     text_block,
@@ -23,6 +31,7 @@ from core.model import Engagement, EngagementState, Notice
 
 MAX_REFRESH_USERS = 60  # Teams refreshes a card automatically for at most 60 listed users
 REJECT_REASON_MAX = 500
+DESCRIPTION_MAX = 2000  # what intake accepts
 
 
 def submitted_card(engagement: Engagement) -> Card:
@@ -52,12 +61,17 @@ def approval_card(
     """
     body: list[Card] = []
     if message:
-        body.append(text_block(message, color="warning", weight="bolder", element_id="message"))
+        body.append(
+            text_block(
+                clip(message, MESSAGE_MAX), color="warning", weight="bolder", element_id="message"
+            )
+        )
     body.append(title_block(texts.APPROVAL_TITLE.format(ref=engagement.ref)))
-    body.append(text_block(texts.APPROVAL_INTRO.format(requester=engagement.requester_name)))
+    requester = clip(engagement.requester_name, SHORT_MAX)
+    body.append(text_block(texts.APPROVAL_INTRO.format(requester=requester)))
     body.append(summary_facts(engagement, approver=True))
     body.append(text_block(texts.FACT_DESCRIPTION, weight="bolder", spacing="medium"))
-    body.append(text_block(engagement.description))
+    body.append(text_block(clip(engagement.description, DESCRIPTION_MAX)))
 
     actions: list[Card] = []
     if can_decide(engagement, viewer_id):
@@ -95,7 +109,9 @@ def approval_card(
     else:
         body.append(text_block(decision_line(engagement), weight="bolder", element_id="decision"))
         if engagement.state is EngagementState.PROVISIONING_FAILED and engagement.failure_reason:
-            body.append(fact_set([(texts.FACT_REASON, engagement.failure_reason)]))
+            body.append(
+                fact_set([(texts.FACT_REASON, clip(engagement.failure_reason, REASON_MAX))])
+            )
 
     return adaptive_card(body, actions=actions, refresh=_refresh(engagement, refresh_user_ids))
 
@@ -113,16 +129,17 @@ def decision_line(engagement: Engagement) -> str:
     """Who decided and when, or who is deciding, or just the status."""
     if engagement.decided_by_name and engagement.decided_at:
         when = format_date(engagement.decided_at)
+        name = clip(engagement.decided_by_name, SHORT_MAX)
         if engagement.state is EngagementState.REJECTED:
             return texts.DECIDED_REJECTED.format(
-                name=engagement.decided_by_name,
+                name=name,
                 when=when,
-                reason=engagement.decision_reason or texts.NO_REASON_GIVEN,
+                reason=clip(engagement.decision_reason or texts.NO_REASON_GIVEN, REASON_MAX),
             )
-        return texts.DECIDED_APPROVED.format(name=engagement.decided_by_name, when=when)
+        return texts.DECIDED_APPROVED.format(name=name, when=when)
     if engagement.state is EngagementState.PENDING_APPROVAL:
         return texts.APPROVAL_WAITING.format(
-            approver=engagement.approver_name or texts.UNKNOWN_APPROVER
+            approver=clip(engagement.approver_name or texts.UNKNOWN_APPROVER, SHORT_MAX)
         )
     return state_label(engagement)
 
@@ -172,9 +189,12 @@ def _row(engagement: Engagement) -> Card:
                 "type": "Column",
                 "width": "stretch",
                 "items": [
-                    text_block(engagement.project_title),
+                    text_block(clip(engagement.project_title, SHORT_MAX)),
                     text_block(
-                        engagement.freelancer_name, subtle=True, size="small", spacing="none"
+                        clip(engagement.freelancer_name, SHORT_MAX),
+                        subtle=True,
+                        size="small",
+                        spacing="none",
                     ),
                 ],
             },
@@ -195,16 +215,21 @@ def _row(engagement: Engagement) -> Card:
     }
 
 
-def notice_text(engagement: Engagement, notice: Notice) -> str:
-    """The sentence that tells the requester or approver what happened."""
+def notice_text(engagement: Engagement, notice: Notice, detail: str | None = None) -> str:
+    """The sentence that tells the requester, approver or an admin what happened.
+
+    `detail` is what the job carries besides the engagement: the approver's reason for
+    EXTENSION_REJECTED (NO_REASON_GIVEN when empty); the other notices ignore it.
+    """
     values = {
         "ref": engagement.ref,
-        "approver": engagement.approver_name or texts.UNKNOWN_APPROVER,
-        "name": engagement.decided_by_name or texts.UNKNOWN_APPROVER,
-        "channel": engagement.channel_name,
-        "team": engagement.team_name,
-        "freelancer": engagement.freelancer_name,
-        "reason": engagement.failure_reason or texts.NO_REASON_GIVEN,
+        "approver": clip(engagement.approver_name or texts.UNKNOWN_APPROVER, SHORT_MAX),
+        "name": clip(engagement.decided_by_name or texts.UNKNOWN_APPROVER, SHORT_MAX),
+        "channel": clip(engagement.channel_name, SHORT_MAX),
+        "team": clip(engagement.team_name, SHORT_MAX),
+        "freelancer": clip(engagement.freelancer_name, SHORT_MAX),
+        "reason": clip(engagement.failure_reason or texts.NO_REASON_GIVEN, REASON_MAX),
+        "end": format_date(engagement.end_date),
     }
     match notice:
         case Notice.APPROVER_NOT_INSTALLED:
@@ -217,7 +242,9 @@ def notice_text(engagement: Engagement, notice: Notice) -> str:
             template = texts.NOTICE_APPROVED
         case Notice.REJECTED:
             template = texts.NOTICE_REJECTED
-            values["reason"] = engagement.decision_reason or texts.NO_REASON_GIVEN
+            values["reason"] = clip(
+                engagement.decision_reason or texts.NO_REASON_GIVEN, REASON_MAX
+            )
         case Notice.PROVISIONED:
             template = (
                 texts.NOTICE_PROVISIONED_REUSED
@@ -232,9 +259,31 @@ def notice_text(engagement: Engagement, notice: Notice) -> str:
             template = texts.NOTICE_PROVISIONING_FAILED_ADMIN
         case Notice.PROVISIONING_RETRIED:
             template = texts.NOTICE_PROVISIONING_RETRIED
+        case Notice.ENDED:
+            template = texts.NOTICE_ENDED
+            values["reason"] = clause(end_reason(engagement)) or texts.NO_REASON_GIVEN
+        case Notice.OFFBOARDING_FAILED:
+            template = texts.NOTICE_OFFBOARDING_FAILED
+            values["reason"] = sentence(_failure(engagement))
+        case Notice.OFFBOARDING_FAILED_ADMIN:
+            template = texts.NOTICE_OFFBOARDING_FAILED_ADMIN
+            values["reason"] = sentence(_failure(engagement))
+        case Notice.EXTENDED:
+            template = texts.NOTICE_EXTENDED
+        case Notice.EXTENSION_REJECTED:
+            template = texts.NOTICE_EXTENSION_REJECTED
+            reason = clip(detail.strip(), REASON_MAX) if detail else ""
+            values["reason"] = sentence(reason or texts.NO_REASON_GIVEN)
+        case Notice.INVITATION_RESENT:
+            template = texts.NOTICE_INVITATION_RESENT
         case _:
             assert_never(notice)
     return template.format(**values)
+
+
+def _failure(engagement: Engagement) -> str:
+    reason = (engagement.failure_reason or "").strip()
+    return clip(reason, REASON_MAX) if reason else texts.NO_REASON_GIVEN
 
 
 _NOTICE_COLORS = {
@@ -242,23 +291,29 @@ _NOTICE_COLORS = {
     Notice.ROUTING_FAILED: "attention",
     Notice.PROVISIONING_FAILED: "attention",
     Notice.PROVISIONING_FAILED_ADMIN: "attention",
+    Notice.OFFBOARDING_FAILED: "attention",
+    Notice.OFFBOARDING_FAILED_ADMIN: "attention",
     Notice.APPROVER_NOT_INSTALLED: "warning",
+    Notice.EXTENSION_REJECTED: "warning",
     Notice.PROVISIONED: "good",
+    Notice.EXTENDED: "good",
+    Notice.ENDED: "good",
 }
 
 
-def notice_card(engagement: Engagement, notice: Notice) -> Card:
+def notice_card(engagement: Engagement, notice: Notice, detail: str | None = None) -> Card:
     """An asynchronous notice: what happened, and a small summary of the engagement."""
     return adaptive_card(
         [
             text_block(heading(engagement), weight="bolder"),
-            text_block(notice_text(engagement, notice), color=_NOTICE_COLORS.get(notice)),
+            text_block(notice_text(engagement, notice, detail), color=_NOTICE_COLORS.get(notice)),
             fact_set(
                 [
-                    (texts.FACT_FREELANCER, engagement.freelancer_name),
+                    (texts.FACT_FREELANCER, clip(engagement.freelancer_name, SHORT_MAX)),
                     (texts.FACT_DATES, date_range(engagement)),
-                    (texts.FACT_TEAM, engagement.team_name),
-                    (texts.FACT_CHANNEL, engagement.channel_name),
+                    (texts.FACT_TEAM, clip(engagement.team_name, SHORT_MAX)),
+                    (texts.FACT_CHANNEL, clip(engagement.channel_name, SHORT_MAX)),
+                    *lifecycle_facts(engagement),
                     (texts.FACT_STATE, state_label(engagement)),
                 ]
             ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cards.common import Card, adaptive_card, format_date, text_block, title_block
+from cards.common import SHORT_MAX, Card, adaptive_card, clip, format_date, text_block, title_block
 from core import texts
 from core.model import Engagement
 
@@ -11,13 +11,17 @@ def welcome_card(engagement: Engagement) -> Card:
     """Posted in the engagement's new private channel."""
     return adaptive_card(
         [
-            title_block(texts.WELCOME_CHANNEL_TITLE.format(freelancer=engagement.freelancer_name)),
+            title_block(
+                texts.WELCOME_CHANNEL_TITLE.format(
+                    freelancer=clip(engagement.freelancer_name, SHORT_MAX)
+                )
+            ),
             text_block(
                 texts.WELCOME_CHANNEL_BODY.format(
-                    project=engagement.project_title,
+                    project=clip(engagement.project_title, SHORT_MAX),
                     start=format_date(engagement.start_date),
                     end=format_date(engagement.end_date),
-                    requester=engagement.requester_name,
+                    requester=clip(engagement.requester_name, SHORT_MAX),
                 )
             ),
         ]

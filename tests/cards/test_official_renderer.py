@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,11 +17,19 @@ import cards.common
 import cards.engagement
 import cards.help
 import cards.intake
+import cards.lifecycle
 import cards.welcome
 from cards.common import text_card
 from cards.engagement import approval_card, engagement_list_card, notice_card, submitted_card
 from cards.help import help_card
 from cards.intake import intake_card
+from cards.lifecycle import (
+    closing_note_card,
+    end_reminder_card,
+    extension_approval_card,
+    invitation_nudge_card,
+    revoke_confirm_card,
+)
 from cards.welcome import welcome_card
 from core import texts
 from core.intake import FIELD_END_DATE, FIELD_FREELANCER_EMAIL, FIELD_PROJECT_TITLE
@@ -46,15 +55,44 @@ VIEWERS = {"approver": APPROVER, "requester": REQUESTER, "stranger": STRANGER, "
 LONG = "A long line of text that wraps across the card. " * 40
 
 
-def in_state(state: EngagementState) -> Engagement:
-    """An engagement as it looks in `state`: decided ones carry who decided, when and why."""
+SET_UP = {
+    EngagementState.ACTIVE,
+    EngagementState.OFFBOARDING,
+    EngagementState.OFFBOARDING_FAILED,
+    EngagementState.ENDED,
+}
+ENDING = {EngagementState.OFFBOARDING, EngagementState.OFFBOARDING_FAILED, EngagementState.ENDED}
+
+
+def in_state(state: EngagementState, **changes: Any) -> Engagement:
+    """An engagement as it looks in `state`: decided ones carry who decided, when and why; set-up
+    ones their sponsor; ending and ended ones who ended them, when and why."""
     if state is EngagementState.PENDING_APPROVAL:
-        return engagement()
+        return engagement(**changes)
+    lifecycle: dict[str, Any] = {}
+    if state in SET_UP:
+        lifecycle["sponsor_id"] = REQUESTER
+    if state in ENDING:
+        lifecycle |= {
+            "end_reason": "Contract cancelled",
+            "ended_by_id": REQUESTER,
+            "ended_by_name": "Rita Requester",
+            "ended_at": datetime(2025, 5, 2, 11, 0, tzinfo=UTC),
+        }
     return decided(
         state,
         decision_reason="Budget is frozen",
         failure_reason="Graph said: Insufficient privileges (User.Invite.All).",
+        **(lifecycle | changes),
     )
+
+
+# The shapes of the requester's answer to the end reminder that change what the cards show.
+ANSWERS: dict[str, dict[str, Any]] = {
+    "open": {},
+    "extension-waiting": {"extension_end_date": date(2025, 7, 31)},
+    "let-it-end": {"let_it_end": True},
+}
 
 
 def _approval(state: EngagementState, viewer: str | None, **kwargs: Any) -> Builder:
@@ -67,6 +105,77 @@ def _notice(notice: Notice, state: EngagementState) -> Builder:
 
 def _of_state(builder: Callable[[Engagement], Card], state: EngagementState) -> Builder:
     return lambda: builder(in_state(state))
+
+
+def _reminder(state: EngagementState, answer: str, **kwargs: Any) -> Builder:
+    return lambda: end_reminder_card(in_state(state, **ANSWERS[answer]), **kwargs)
+
+
+def _extension(state: EngagementState, answer: str, viewer: str | None, **kwargs: Any) -> Builder:
+    return lambda: extension_approval_card(
+        in_state(state, **ANSWERS[answer]), viewer_id=viewer, **kwargs
+    )
+
+
+def _lifecycle_builders() -> dict[str, Builder]:
+    """The lifecycle cards in every state, for every answer to the reminder and every viewer."""
+    every: dict[str, Builder] = {}
+    for state in EngagementState:
+        for answer in ANSWERS:
+            every[f"reminder/{state.value}/{answer}"] = _reminder(state, answer, today=TODAY)
+            for viewer_name, viewer in VIEWERS.items():
+                every[f"extension/{state.value}/{answer}/{viewer_name}"] = _extension(
+                    state, answer, viewer
+                )
+        every[f"revoke/{state.value}"] = lambda state=state: revoke_confirm_card(
+            in_state(state), reason="Contract cancelled"
+        )
+        every[f"nudge/{state.value}"] = lambda state=state: invitation_nudge_card(
+            in_state(state), days_pending=3
+        )
+        every[f"closing/{state.value}"] = _of_state(closing_note_card, state)
+    # Every countdown wording, and the messages a turn shows when it re-renders a card.
+    end = in_state(EngagementState.ACTIVE).end_date
+    for days in (-2, 0, 1, 2, 14):
+        every[f"reminder/active/in-{days}-days"] = _reminder(
+            EngagementState.ACTIVE, "open", today=end - timedelta(days=days)
+        )
+    every["reminder/active/error"] = _reminder(
+        EngagementState.ACTIVE,
+        "open",
+        today=TODAY,
+        message=texts.EXTENSION_NOT_LATER.format(end="8 Jun 2025"),
+        attention=True,
+    )
+    every["reminder/active/confirmation"] = _reminder(
+        EngagementState.ACTIVE,
+        "let-it-end",
+        today=TODAY,
+        message=texts.LET_IT_END_RECORDED.format(ref="FC-7", end="8 Jun 2025"),
+    )
+    every["extension/active/extension-waiting/approver+error"] = _extension(
+        EngagementState.ACTIVE,
+        "extension-waiting",
+        APPROVER,
+        message=texts.REJECT_REASON_REQUIRED,
+        attention=True,
+    )
+    every["revoke/active/long-reason"] = lambda: revoke_confirm_card(
+        in_state(EngagementState.ACTIVE), reason=LONG
+    )
+    every["revoke/active/no-reason"] = lambda: revoke_confirm_card(
+        in_state(EngagementState.ACTIVE), reason=""
+    )
+    every["nudge/active/today"] = lambda: invitation_nudge_card(
+        in_state(EngagementState.ACTIVE), days_pending=0
+    )
+    every["closing/ended/end-date-reached"] = lambda: closing_note_card(
+        in_state(EngagementState.ENDED, ended_by_id=None, ended_by_name=None, end_reason=None)
+    )
+    every["closing/ended/long"] = lambda: closing_note_card(
+        in_state(EngagementState.ENDED, end_reason=LONG, project_title=LONG)
+    )
+    return every
 
 
 def _builders() -> dict[str, Builder]:
@@ -85,10 +194,14 @@ def _builders() -> dict[str, Builder]:
             message=texts.ALREADY_DECIDED.format(state="approved", name="Alex Approver"),
             refresh_user_ids=[f"29:user-{n}" for n in range(70)],
         )
-    # Every notice, about an engagement in every state.
+    # Every notice, about an engagement in every state (and the approver's reason, if any).
     for notice in Notice:
         for state in EngagementState:
             every[f"notice/{notice.value}/{state.value}"] = _notice(notice, state)
+    every["notice/extension_rejected/active/with-reason"] = lambda: notice_card(
+        in_state(EngagementState.ACTIVE), Notice.EXTENSION_REJECTED, LONG
+    )
+    every |= _lifecycle_builders()
     # Lists: one row per state, empty, long.
     every["list/every-state"] = lambda: engagement_list_card(
         texts.STATUS_TITLE,
@@ -145,6 +258,11 @@ COVERED = {
     submitted_card,
     text_card,
     welcome_card,
+    end_reminder_card,
+    revoke_confirm_card,
+    extension_approval_card,
+    invitation_nudge_card,
+    closing_note_card,
 }
 
 
@@ -172,7 +290,15 @@ def test_card_has_no_parse_or_validation_events(
 
 def test_every_public_builder_is_checked() -> None:
     builders: set[str] = set()
-    for module in (cards.common, cards.engagement, cards.help, cards.intake, cards.welcome):
+    modules = (
+        cards.common,
+        cards.engagement,
+        cards.help,
+        cards.intake,
+        cards.lifecycle,
+        cards.welcome,
+    )
+    for module in modules:
         builders |= {
             name
             for name, value in vars(module).items()

@@ -24,6 +24,13 @@ from cards.engagement import (
 )
 from cards.help import help_card
 from cards.intake import error_block_id, intake_card
+from cards.lifecycle import (
+    closing_note_card,
+    end_reminder_card,
+    extension_approval_card,
+    invitation_nudge_card,
+    revoke_confirm_card,
+)
 from cards.welcome import welcome_card
 from core import texts
 from core.intake import (
@@ -103,7 +110,21 @@ ACTION_PROPS: dict[str, set[str]] = {
         "isEnabled",
         "mode",
     },
+    # A button that opens a small form inside the card (Extend…, Reject…).
+    "Action.ShowCard": {
+        "type",
+        "id",
+        "title",
+        "iconUrl",
+        "style",
+        "card",
+        "fallback",
+        "tooltip",
+        "isEnabled",
+        "mode",
+    },
 }
+SHOW_CARD_PROPS = {"type", "body", "actions", "fallbackText", "speak", "lang", "rtl"}
 CARD_PROPS = {
     "type",
     "$schema",
@@ -129,6 +150,7 @@ ENUMS: dict[str, set[str]] = {
 }
 STYLE_ENUMS: dict[str, set[str]] = {
     "Action.Execute": {"default", "positive", "destructive"},
+    "Action.ShowCard": {"default", "positive", "destructive"},
     "Input.Text": {"text", "tel", "url", "email", "password"},
     "Input.ChoiceSet": {"compact", "expanded", "filtered"},
     "Container": {"default", "emphasis", "good", "attention", "warning", "accent"},
@@ -191,13 +213,22 @@ class Walk:
         kind = action["type"]
         assert kind in ACTION_PROPS, f"not an allowed action: {kind}"
         assert set(action) <= ACTION_PROPS[kind], set(action) - ACTION_PROPS[kind]
-        assert action["verb"] in verbs.ALL_VERBS
+        if kind == "Action.Execute":
+            assert action["verb"] in verbs.ALL_VERBS
         self._enums(kind, action)
         if counted:
             assert action.get("title")
             if "id" in action:
                 self.ids.append(action["id"])
             self.actions.append(action)
+        if kind == "Action.ShowCard":
+            shown = action["card"]
+            assert shown["type"] == "AdaptiveCard"
+            assert set(shown) <= SHOW_CARD_PROPS, set(shown) - SHOW_CARD_PROPS
+            for element in shown["body"]:
+                self._element(element)
+            for inner in shown.get("actions", []):
+                self._action(inner)
 
     @staticmethod
     def _enums(kind: str, part: Card) -> None:
@@ -304,6 +335,23 @@ def decided(state: EngagementState, **changes: Any) -> Engagement:
     return engagement(**(decision | changes))
 
 
+def active(state: EngagementState = EngagementState.ACTIVE, **changes: Any) -> Engagement:
+    """An engagement that was set up (active unless `state` says otherwise), the requester
+    recorded as the guest's sponsor."""
+    return decided(state, **({"sponsor_id": REQUESTER} | changes))
+
+
+def ended(state: EngagementState = EngagementState.ENDED, **changes: Any) -> Engagement:
+    """An engagement its requester ended early, with when and why."""
+    ending: dict[str, Any] = {
+        "end_reason": "Contract cancelled",
+        "ended_by_id": REQUESTER,
+        "ended_by_name": "Rita Requester",
+        "ended_at": datetime(2025, 5, 2, 11, 0, tzinfo=UTC),
+    }
+    return active(state, **(ending | changes))
+
+
 def team(name: str, group_id: str) -> TeamInstallation:
     return TeamInstallation(
         team_id=f"19:{group_id}@thread.tacv2",
@@ -373,6 +421,30 @@ EVERY_CARD: dict[str, Builder] = {
     "welcome": lambda: welcome_card(engagement()),
     "text": lambda: text_card("Hello", title="Hi"),
     "text-attention": lambda: text_card("No.", attention=True),
+    "reminder": lambda: end_reminder_card(active(), today=TODAY),
+    "reminder-message": lambda: end_reminder_card(
+        active(), today=TODAY, message="Pick a later date.", attention=True
+    ),
+    "reminder-extension-waiting": lambda: end_reminder_card(
+        active(extension_end_date=date(2025, 7, 1)), today=TODAY
+    ),
+    "reminder-let-it-end": lambda: end_reminder_card(active(let_it_end=True), today=TODAY),
+    "reminder-ended": lambda: end_reminder_card(ended(), today=TODAY),
+    "revoke-confirm": lambda: revoke_confirm_card(active(), reason="Contract cancelled"),
+    "revoke-confirm-ended": lambda: revoke_confirm_card(ended(), reason="Done"),
+    "extension-approver": lambda: extension_approval_card(
+        active(extension_end_date=date(2025, 7, 1)), viewer_id=APPROVER, message="Hm."
+    ),
+    "extension-requester": lambda: extension_approval_card(
+        active(extension_end_date=date(2025, 7, 1)), viewer_id=REQUESTER
+    ),
+    "extension-decided": lambda: extension_approval_card(active(), viewer_id=APPROVER),
+    "nudge": lambda: invitation_nudge_card(active(), days_pending=3),
+    "nudge-ended": lambda: invitation_nudge_card(ended(), days_pending=9),
+    "closing-note": lambda: closing_note_card(ended()),
+    "closing-note-end-date": lambda: closing_note_card(
+        ended(ended_by_id=None, ended_by_name=None, end_reason=None, ended_at=None)
+    ),
 } | {f"notice-{notice.value}": _notice_builder(notice) for notice in Notice}
 
 
@@ -398,6 +470,30 @@ def test_the_walker_rejects_what_cards_must_not_contain() -> None:
         ],
     }
     bad_verb = {**good, "actions": [{"type": "Action.Execute", "title": "Go", "verb": "nope"}]}
+    hidden_submit = {
+        **good,
+        "actions": [
+            {
+                "type": "Action.ShowCard",
+                "title": "More",
+                "card": {
+                    "type": "AdaptiveCard",
+                    "body": [],
+                    "actions": [{"type": "Action.Submit", "title": "Go"}],
+                },
+            }
+        ],
+    }
+    hidden_unlabelled = {
+        **good,
+        "actions": [
+            {
+                "type": "Action.ShowCard",
+                "title": "More",
+                "card": {"type": "AdaptiveCard", "body": [{"type": "Input.Date", "id": "d"}]},
+            }
+        ],
+    }
     submit = {**good, "actions": [{"type": "Action.Submit", "title": "Go"}]}
     old = {**good, "version": "1.2"}
     leaky = {
@@ -411,7 +507,17 @@ def test_the_walker_rejects_what_cards_must_not_contain() -> None:
             }
         ],
     }
-    for broken in (unknown, unlabelled, duplicate, bad_verb, submit, old, leaky):
+    for broken in (
+        unknown,
+        unlabelled,
+        duplicate,
+        bad_verb,
+        submit,
+        old,
+        leaky,
+        hidden_submit,
+        hidden_unlabelled,
+    ):
         with pytest.raises(AssertionError):
             check(broken)
 
@@ -795,9 +901,12 @@ def test_text_card_shows_title_and_text_and_marks_refusals() -> None:
 # --- user content can't inject markdown ----------------------------------------------------
 
 
-def _evil_engagement(state: EngagementState = EngagementState.PENDING_APPROVAL) -> Engagement:
+def _evil_engagement(
+    state: EngagementState = EngagementState.PENDING_APPROVAL, **changes: Any
+) -> Engagement:
     return decided(
         state,
+        **changes,
         project_title=EVIL,
         description=EVIL,
         freelancer_name=EVIL,
@@ -808,6 +917,9 @@ def _evil_engagement(state: EngagementState = EngagementState.PENDING_APPROVAL) 
         failure_reason=EVIL,
         team_name=EVIL,
         channel_name=EVIL,
+        end_reason=EVIL,
+        ended_by_name=EVIL,
+        sponsor_id=REQUESTER,
     )
 
 
@@ -819,8 +931,12 @@ def _evil_approval(state: EngagementState) -> Builder:
     return lambda: approval_card(_evil_engagement(state), viewer_id=None)
 
 
-def _evil_notice(notice: Notice) -> Builder:
-    return lambda: notice_card(_evil_engagement(), notice)
+def _evil_notice(notice: Notice, detail: str | None = None) -> Builder:
+    return lambda: notice_card(_evil_engagement(), notice, detail)
+
+
+def _evil_closing_note(state: EngagementState) -> Builder:
+    return lambda: closing_note_card(_evil_engagement(state))
 
 
 EVIL_CARDS: dict[str, Builder] = (
@@ -839,6 +955,34 @@ EVIL_CARDS: dict[str, Builder] = (
     }
     | {f"approval-{state.value}": _evil_approval(state) for state in EngagementState}
     | {f"notice-{notice.value}": _evil_notice(notice) for notice in Notice}
+    | {
+        f"notice-{notice.value}-detail": _evil_notice(notice, detail=EVIL)
+        for notice in (Notice.EXTENSION_REJECTED,)
+    }
+    | {
+        "reminder-live": lambda: end_reminder_card(
+            _evil_engagement(EngagementState.ACTIVE), today=TODAY, message=EVIL
+        ),
+        "reminder-waiting": lambda: end_reminder_card(
+            _evil_engagement(EngagementState.ACTIVE, extension_end_date=date(2025, 7, 1)),
+            today=TODAY,
+        ),
+        "revoke-confirm": lambda: revoke_confirm_card(
+            _evil_engagement(EngagementState.ACTIVE), reason=EVIL
+        ),
+        "extension-live": lambda: extension_approval_card(
+            _evil_engagement(EngagementState.ACTIVE, extension_end_date=date(2025, 7, 1)),
+            viewer_id=APPROVER,
+            message=EVIL,
+        ),
+        "nudge": lambda: invitation_nudge_card(
+            _evil_engagement(EngagementState.ACTIVE), days_pending=4
+        ),
+    }
+    | {
+        f"closing-note-{state.value}": _evil_closing_note(state)
+        for state in (EngagementState.OFFBOARDING, EngagementState.ENDED)
+    }
 )
 
 
@@ -883,10 +1027,19 @@ def test_builders_used_in_these_tests_cover_every_public_builder() -> None:
     import cards.engagement
     import cards.help
     import cards.intake
+    import cards.lifecycle
     import cards.welcome
 
     builders: set[str] = set()
-    for module in (cards.common, cards.engagement, cards.help, cards.intake, cards.welcome):
+    modules = (
+        cards.common,
+        cards.engagement,
+        cards.help,
+        cards.intake,
+        cards.lifecycle,
+        cards.welcome,
+    )
+    for module in modules:
         builders |= {
             name
             for name, value in vars(module).items()
@@ -904,5 +1057,10 @@ def test_builders_used_in_these_tests_cover_every_public_builder() -> None:
         notice_card,
         welcome_card,
         text_card,
+        end_reminder_card,
+        revoke_confirm_card,
+        extension_approval_card,
+        invitation_nudge_card,
+        closing_note_card,
     }
     assert builders - {"adaptive_card"} == {f.__name__ for f in covered}

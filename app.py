@@ -19,6 +19,7 @@ from bot.notifier import TeamsNotifier
 from core.clock import Clock, SystemClock
 from core.config import ProgramConfig
 from core.engagements import EngagementService
+from core.lifecycle import LifecycleService
 from core.provisioning import JobHandlers
 from graph.client import GraphSettings, build_graph_client, close_graph_client
 from graph.dev_seed import DEV_TENANT_ID, seed_dev_directory
@@ -94,6 +95,15 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         default_approver_id=settings.default_approver or None,
         invite_redirect_url=settings.invite_redirect_url,
         max_attempts=settings.job_max_attempts,
+        time_zone=settings.program_time_zone,
+        end_reminder_days=settings.end_reminder_days,
+        reminder_hour=settings.reminder_hour,
+        max_engagement_days=settings.max_engagement_days,
+        disable_guests=settings.disable_guests_on_end,
+        guest_delete_after_days=settings.guest_delete_after_days,
+        ended_channel_prefix=settings.ended_channel_prefix,
+        invitation_nudge_days=settings.invitation_nudge_days,
+        invitation_nudge_limit=settings.invitation_nudge_limit,
     )
     adapter = create_adapter(
         BotAuthConfig(
@@ -107,7 +117,9 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         allowed_tenant_ids=settings.served_tenant_ids,
     )
     service = EngagementService(storage, clock, config)
-    notifier = TeamsNotifier(adapter, storage, bot_app_id=settings.app_id)
+    notifier = TeamsNotifier(
+        adapter, storage, bot_app_id=settings.app_id, today=lambda: config.today(clock.now())
+    )
     handlers = JobHandlers(storage, directory, notifier, clock, config)
     worker = Worker(
         storage.jobs,
@@ -125,7 +137,10 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
             ),
         ),
     )
-    bot = FreelanceBot(service, clock, on_work_enqueued=worker.wake)
+    lifecycle = LifecycleService(storage, clock, config)
+    bot = FreelanceBot(
+        service, clock, lifecycle=lifecycle, config=config, on_work_enqueued=worker.wake
+    )
     app = create_web_app(adapter, bot)
     app[COMPONENTS] = Components(settings, storage, service, handlers, worker, bot, simulator)
 

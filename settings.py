@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -60,6 +61,17 @@ class Settings(BaseModel):
     default_approver: str = ""
     invite_redirect_url: str = "https://teams.microsoft.com"
 
+    # Lifecycle (see core.config.ProgramConfig for what each does).
+    program_time_zone: str = "UTC"
+    end_reminder_days: tuple[int, ...] = (7, 1)
+    reminder_hour: int = Field(default=9, ge=0, le=23)
+    max_engagement_days: int = Field(default=365, ge=1, le=3650)
+    disable_guests_on_end: bool = True
+    guest_delete_after_days: int = Field(default=30, ge=0, le=3650)
+    ended_channel_prefix: str = Field(default="", max_length=20)
+    invitation_nudge_days: int = Field(default=3, ge=0, le=365)
+    invitation_nudge_limit: int = Field(default=3, ge=0, le=100)
+
     # Server and worker.
     host: str = "127.0.0.1"
     port: int = Field(default=3978, ge=0, le=65535)
@@ -86,6 +98,29 @@ class Settings(BaseModel):
     dev_graph_throttle: bool = True
 
     _split = field_validator("admin_ids", "allowed_tenant_ids", mode="before")(_split_ids)
+
+    @field_validator("end_reminder_days", mode="before")
+    @classmethod
+    def _reminder_days(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            try:
+                days = tuple(int(part) for part in parts if part)
+            except ValueError:
+                raise ValueError("must be whole numbers of days, like 7,1") from None
+            value = days
+        if isinstance(value, tuple) and any(not isinstance(d, int) or d < 1 for d in value):
+            raise ValueError("must be whole numbers of days of at least 1, like 7,1")
+        return value
+
+    @field_validator("program_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value[:40]!r}; use an IANA name") from None
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -227,6 +262,15 @@ ENV_NAMES: dict[str, str] = {
     "allowed_tenant_ids": "ALLOWED_TENANT_IDS",
     "default_approver": "DEFAULT_APPROVER",
     "invite_redirect_url": "INVITE_REDIRECT_URL",
+    "program_time_zone": "PROGRAM_TIME_ZONE",
+    "end_reminder_days": "END_REMINDER_DAYS",
+    "reminder_hour": "REMINDER_HOUR",
+    "max_engagement_days": "MAX_ENGAGEMENT_DAYS",
+    "disable_guests_on_end": "DISABLE_GUESTS_ON_END",
+    "guest_delete_after_days": "GUEST_DELETE_AFTER_DAYS",
+    "ended_channel_prefix": "ENDED_CHANNEL_PREFIX",
+    "invitation_nudge_days": "INVITATION_NUDGE_DAYS",
+    "invitation_nudge_limit": "INVITATION_NUDGE_LIMIT",
     "host": "HOST",
     "port": "PORT",
     "worker_enabled": "WORKER_ENABLED",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -31,12 +32,15 @@ from cards.common import text_card
 from cards.engagement import approval_card, engagement_list_card, submitted_card
 from cards.help import help_card
 from cards.intake import intake_card
+from cards.lifecycle import end_reminder_card, extension_approval_card, revoke_confirm_card
 from core import texts
 from core.channel_names import suggest_channel_name
 from core.clock import Clock
+from core.config import ProgramConfig
 from core.engagements import EngagementService
-from core.errors import DomainError, NotAuthorised
+from core.errors import DomainError, InvalidInput, NotAuthorised
 from core.intake import FIELD_CHANNEL_NAME, FIELD_PROJECT_TITLE, FieldErrors
+from core.lifecycle import LifecycleService
 from core.model import Actor, parse_engagement_ref
 
 log = logging.getLogger(__name__)
@@ -60,10 +64,14 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         service: EngagementService,
         clock: Clock,
         *,
+        lifecycle: LifecycleService,
+        config: ProgramConfig | None = None,
         on_work_enqueued: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__()
         self._service = service
+        self._lifecycle = lifecycle
+        self._config = config or ProgramConfig()
         self._clock = clock
         self._on_work_enqueued = on_work_enqueued
         self.commands = CommandRegistry()
@@ -93,6 +101,15 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 self.cmd_retry,
                 usage=texts.CMD_RETRY_USAGE,
                 admin_only=True,
+                scopes=("personal",),
+            )
+        )
+        self.commands.add(
+            Command(
+                "/revoke",
+                texts.CMD_REVOKE_HELP,
+                self.cmd_revoke,
+                usage=texts.CMD_REVOKE_USAGE,
                 scopes=("personal",),
             )
         )
@@ -169,6 +186,21 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             text_card_message(texts.RETRY_QUEUED.format(ref=engagement.ref))
         )
 
+    async def cmd_revoke(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        """Shows a confirmation card; nothing ends before the requester or admin confirms."""
+        ref, _, reason = args.partition(" ")
+        engagement_id = parse_engagement_ref(ref)
+        if engagement_id is None or not reason.strip():
+            await turn_context.send_activity(text_card_message(texts.REVOKE_USAGE))
+            return
+        try:
+            engagement = await self._lifecycle.check_revoke(engagement_id, actor, reason)
+        except DomainError as refusal:
+            await turn_context.send_activity(text_card_message(str(refusal), attention=True))
+            return
+        card = revoke_confirm_card(engagement, reason=reason.strip()[:ECHO_LIMIT])
+        await turn_context.send_activity(_card_message(card))
+
     # --- installs ---------------------------------------------------------------------------
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
@@ -237,6 +269,8 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 return await self._submit_intake(turn_context, actor, data)
             if verb in (verbs.APPROVE, verbs.REJECT, verbs.REFRESH):
                 return await self._engagement_action(turn_context, actor, verb, data)
+            if verb in LIFECYCLE_VERBS:
+                return await self._lifecycle_action(actor, verb, data)
             return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
         except DomainError as problem:
             return _card_response(text_card(str(problem), attention=True))
@@ -304,6 +338,104 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 refresh_user_ids=refresh_ids,
             )
         )
+
+    async def _lifecycle_action(
+        self, actor: Actor, verb: str, data: Mapping[str, Any]
+    ) -> AdaptiveCardInvokeResponse:
+        engagement_id = _engagement_id(data.get(verbs.ENGAGEMENT_ID))
+        if engagement_id is None:
+            return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
+        lifecycle = self._lifecycle
+        today = self._config.today(self._clock.now())
+        if verb == verbs.END_NOW:
+            engagement = await lifecycle.check_revoke(engagement_id, actor, texts.END_NOW_REASON)
+            return _card_response(revoke_confirm_card(engagement, reason=texts.END_NOW_REASON))
+        if verb == verbs.REVOKE_CONFIRM:
+            reason = _text(data.get(verbs.REVOKE_REASON))
+            engagement = await lifecycle.revoke(engagement_id, actor, reason)
+            self._on_work_enqueued()
+            message = texts.ENDING_STARTED.format(
+                ref=engagement.ref, freelancer=engagement.freelancer_name
+            )
+            return _card_response(text_card(message))
+        if verb == verbs.REVOKE_CANCEL:
+            engagement = await lifecycle.check_revoke(engagement_id, actor, texts.END_NOW_REASON)
+            message = texts.REVOKE_KEPT.format(
+                ref=engagement.ref, end=engagement.end_date.isoformat()
+            )
+            return _card_response(text_card(message))
+        if verb == verbs.LET_IT_END:
+            engagement = await lifecycle.let_it_end(engagement_id, actor)
+            message = texts.LET_IT_END_RECORDED.format(
+                ref=engagement.ref, end=engagement.end_date.isoformat()
+            )
+            return _card_response(end_reminder_card(engagement, today=today, message=message))
+        if verb == verbs.EXTEND_REQUEST:
+            new_end = _text(data.get(verbs.NEW_END_DATE))
+            try:
+                engagement = await lifecycle.request_extension(engagement_id, actor, new_end)
+            except InvalidInput as invalid:
+                current = await self._service.get(engagement_id)
+                card = end_reminder_card(
+                    current, today=today, message=str(invalid), attention=True
+                )
+                return _card_response(card)
+            self._on_work_enqueued()
+            message = texts.EXTENSION_REQUESTED.format(
+                approver=engagement.approver_name or texts.UNKNOWN_APPROVER,
+                ref=engagement.ref,
+                date=_iso(engagement.extension_end_date),
+                end=engagement.end_date.isoformat(),
+            )
+            return _card_response(end_reminder_card(engagement, today=today, message=message))
+        if verb in (verbs.EXTENSION_APPROVE, verbs.EXTENSION_REJECT):
+            outcome = await lifecycle.decide_extension(
+                engagement_id,
+                actor,
+                approve=verb == verbs.EXTENSION_APPROVE,
+                reason=_text(data.get(verbs.REJECT_REASON)),
+            )
+            if outcome.changed:
+                self._on_work_enqueued()
+            elif actor.aad_id not in (outcome.engagement.approver_id,):
+                return _card_response(text_card(outcome.message, attention=True))
+            card = extension_approval_card(
+                outcome.engagement,
+                viewer_id=actor.aad_id,
+                message=outcome.message,
+                attention=not outcome.changed,
+            )
+            return _card_response(card)
+        # verbs.RESEND_INVITATION
+        engagement = await lifecycle.request_resend(engagement_id, actor)
+        self._on_work_enqueued()
+        message = texts.RESEND_QUEUED.format(
+            freelancer=engagement.freelancer_name, ref=engagement.ref
+        )
+        return _card_response(text_card(message))
+
+
+LIFECYCLE_VERBS = frozenset(
+    {
+        verbs.END_NOW,
+        verbs.REVOKE_CONFIRM,
+        verbs.REVOKE_CANCEL,
+        verbs.LET_IT_END,
+        verbs.EXTEND_REQUEST,
+        verbs.EXTENSION_APPROVE,
+        verbs.EXTENSION_REJECT,
+        verbs.RESEND_INVITATION,
+    }
+)
+
+
+def _text(value: object) -> str:
+    # Inputs arrive as strings; anything else is tampering and counts as empty.
+    return value[:ECHO_LIMIT] if isinstance(value, str) else ""
+
+
+def _iso(value: date | None) -> str:
+    return value.isoformat() if value is not None else ""
 
 
 def _engagement_id(value: object) -> int | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
@@ -18,6 +19,12 @@ from botbuilder.schema import (
 )
 
 from cards.engagement import approval_card, notice_card
+from cards.lifecycle import (
+    closing_note_card,
+    end_reminder_card,
+    extension_approval_card,
+    invitation_nudge_card,
+)
 from cards.welcome import welcome_card
 from core import texts
 from core.errors import NoConversation, PermanentDeliveryError, TransientDeliveryError
@@ -46,11 +53,24 @@ def _status_of(exc: BaseException) -> tuple[int | None, float | None]:
     return (int(status) if isinstance(status, int) else None), retry_after
 
 
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
 class TeamsNotifier:
-    def __init__(self, adapter: BotAdapter, storage: Storage, *, bot_app_id: str) -> None:
+    def __init__(
+        self,
+        adapter: BotAdapter,
+        storage: Storage,
+        *,
+        bot_app_id: str,
+        today: Callable[[], date] = _utc_today,
+    ) -> None:
         self._adapter = adapter
         self._storage = storage
         self._bot_app_id = bot_app_id
+        # The program's "today", for cards that count days (in its time zone).
+        self._today = today
 
     async def send_approval_request(self, engagement: Engagement) -> MessageRef:
         if engagement.approver_id is None:
@@ -62,18 +82,43 @@ class TeamsNotifier:
         # The chat may have been opened just now, so the MessageRef comes from the send itself.
         return await self._send(conversation, card, user_id=engagement.approver_id)
 
-    async def send_notice(self, user_id: str, engagement: Engagement, notice: Notice) -> None:
+    async def send_notice(
+        self, user_id: str, engagement: Engagement, notice: Notice, detail: str | None = None
+    ) -> None:
         conversation = await self._user(user_id)
-        await self._send(conversation, notice_card(engagement, notice), user_id=user_id)
+        await self._send(conversation, notice_card(engagement, notice, detail), user_id=user_id)
+
+    async def send_end_reminder(self, engagement: Engagement) -> MessageRef:
+        conversation = await self._user(engagement.requester_id)
+        card = end_reminder_card(engagement, today=self._today())
+        return await self._send(conversation, card, user_id=engagement.requester_id)
+
+    async def send_extension_request(self, engagement: Engagement) -> MessageRef:
+        if engagement.approver_id is None:
+            raise NoConversation("(no approver)")
+        conversation = await self._user(engagement.approver_id)
+        card = extension_approval_card(engagement, viewer_id=engagement.approver_id)
+        return await self._send(conversation, card, user_id=engagement.approver_id)
+
+    async def send_invitation_nudge(self, engagement: Engagement, days_pending: int) -> None:
+        conversation = await self._user(engagement.requester_id)
+        card = invitation_nudge_card(engagement, days_pending=days_pending)
+        await self._send(conversation, card, user_id=engagement.requester_id)
 
     async def post_welcome(self, engagement: Engagement) -> MessageRef:
+        return await self._post_in_channel(engagement, welcome_card(engagement))
+
+    async def post_closing_note(self, engagement: Engagement) -> MessageRef:
+        return await self._post_in_channel(engagement, closing_note_card(engagement))
+
+    async def _post_in_channel(self, engagement: Engagement, card: dict[str, Any]) -> MessageRef:
+        """A new post (thread) in the engagement's private channel."""
         if engagement.channel_id is None:
             raise PermanentDeliveryError("the engagement has no channel yet")
         async with self._storage.transaction() as tx:
             team = await tx.conversations.get_team(engagement.team_id)
         if team is None:
             raise PermanentDeliveryError(texts.FAIL_TEAM_NOT_INSTALLED)
-        card = welcome_card(engagement)
         parameters = ConversationParameters(
             is_group=True,
             bot=ChannelAccount(id=f"28:{self._bot_app_id}" if self._bot_app_id else None),

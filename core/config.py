@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -13,7 +15,40 @@ class ProgramConfig:
     invite_redirect_url: str = "https://teams.microsoft.com"
     # After this many attempts a job gives up and the engagement shows the reason.
     max_attempts: int = 8
+    # --- lifecycle ---
+    # The program's time zone: an engagement ends at midnight after its end date there, and
+    # reminders go out at REMINDER_HOUR there.
+    time_zone: str = "UTC"
+    end_reminder_days: tuple[int, ...] = (7, 1)
+    reminder_hour: int = 9
+    # Longest engagement, start to (extended) end.
+    max_engagement_days: int = 365
+    # Offboarding disables the guest account when no other engagement needs it...
+    disable_guests: bool = True
+    # ...and deletes it this many days later unless re-engaged (0: never delete).
+    guest_delete_after_days: int = 30
+    # Put in front of an ended engagement's channel name ("" leaves the name alone).
+    ended_channel_prefix: str = ""
+    # Nudge the requester when the guest has not accepted the invitation after this many days,
+    # and again every as many days, at most this often.
+    invitation_nudge_days: int = 3
+    invitation_nudge_limit: int = 3
 
     def is_admin(self, aad_id: str) -> bool:
         # Entra object ids are GUIDs; admins paste them in either case.
         return aad_id.lower() in {admin.lower() for admin in self.admin_ids}
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def end_instant(self, end_date: date) -> datetime:
+        """When access ends: the midnight after `end_date` in the program's time zone."""
+        return datetime.combine(end_date + timedelta(days=1), time(0), self.zone())
+
+    def reminder_instant(self, end_date: date, days_before: int) -> datetime:
+        return datetime.combine(
+            end_date - timedelta(days=days_before), time(self.reminder_hour), self.zone()
+        )
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(self.zone()).date()

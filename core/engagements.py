@@ -366,7 +366,10 @@ class EngagementService:
                 await tx.commit()
                 ref = engagement_ref(engagement_id)
                 raise NotFound(texts.ENGAGEMENT_NOT_FOUND.format(ref=ref))
-            if engagement.state is not EngagementState.PROVISIONING_FAILED:
+            if engagement.state not in (
+                EngagementState.PROVISIONING_FAILED,
+                EngagementState.OFFBOARDING_FAILED,
+            ):
                 await self._audit(
                     tx,
                     actor,
@@ -377,20 +380,31 @@ class EngagementService:
                 )
                 await tx.commit()
                 raise InvalidTransition(
-                    texts.RETRY_NOT_FAILED.format(
+                    texts.RETRY_NOT_FAILED_ANY.format(
                         ref=engagement.ref, state=texts.STATE_LABELS[engagement.state.value]
                     )
                 )
             previous = engagement.failure_reason or ""
-            engagement.transition(EngagementState.PROVISIONING, self._clock.now())
+            offboarding = engagement.state is EngagementState.OFFBOARDING_FAILED
+            engagement.transition(
+                EngagementState.OFFBOARDING if offboarding else EngagementState.PROVISIONING,
+                self._clock.now(),
+            )
             engagement.failure_reason = None
             engagement = await tx.engagements.update(engagement)  # compare-and-set
-            await tx.jobs.enqueue(provision_job(engagement))
-            await enqueue_notice(
-                tx, engagement, engagement.requester_id, Notice.PROVISIONING_RETRIED
-            )
+            if offboarding:
+                await tx.jobs.enqueue(offboard_job(engagement))
+            else:
+                await tx.jobs.enqueue(provision_job(engagement))
+                await enqueue_notice(
+                    tx, engagement, engagement.requester_id, Notice.PROVISIONING_RETRIED
+                )
             await self._audit(
-                tx, actor, A.PROVISIONING_RETRIED, engagement_id, detail=previous[:500]
+                tx,
+                actor,
+                A.OFFBOARDING_RETRIED if offboarding else A.PROVISIONING_RETRIED,
+                engagement_id,
+                detail=previous[:500],
             )
             await tx.commit()
             return engagement
@@ -444,10 +458,22 @@ def provision_job(engagement: Engagement) -> NewJob:
     return NewJob(JobKind.PROVISION, engagement.id, dedupe_key=f"provision:{engagement.id}")
 
 
+def offboard_job(engagement: Engagement) -> NewJob:
+    # One queued or running offboarding step per engagement, like provisioning.
+    return NewJob(JobKind.OFFBOARD, engagement.id, dedupe_key=f"offboard:{engagement.id}")
+
+
 async def enqueue_notice(
-    tx: Transaction, engagement: Engagement, user_id: str, notice: Notice
+    tx: Transaction,
+    engagement: Engagement,
+    user_id: str,
+    notice: Notice,
+    *,
+    detail: str | None = None,
 ) -> None:
-    """Queue a notice for `user_id` in the caller's transaction."""
-    await tx.jobs.enqueue(
-        NewJob(JobKind.NOTIFY, engagement.id, {"user_id": user_id, "notice": notice.value})
-    )
+    """Queue a notice for `user_id` in the caller's transaction. `detail`: what the notice says
+    that the engagement does not record (an extension's rejection reason)."""
+    payload: dict[str, str] = {"user_id": user_id, "notice": notice.value}
+    if detail is not None:
+        payload["detail"] = detail
+    await tx.jobs.enqueue(NewJob(JobKind.NOTIFY, engagement.id, payload))

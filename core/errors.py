@@ -19,6 +19,10 @@ class InvalidTransition(DomainError):
     """The engagement is not in a state that allows the action."""
 
 
+class InvalidInput(DomainError):
+    """What the user typed is not acceptable (the message says why). Nothing changed."""
+
+
 class StaleVersion(DomainError):
     """Compare-and-set lost: somebody changed the engagement first."""
 
@@ -75,6 +79,10 @@ class NotYetReplicated(TransientDirectoryError):
 
 class PermanentDirectoryError(DirectoryError):
     """Retrying will not help (400, 403, ...). The message says what an admin must fix."""
+
+
+class UserGone(PermanentDirectoryError):
+    """The directory user does not exist (any more): deleted, or never was."""
 
 
 class ChannelNameTaken(PermanentDirectoryError):

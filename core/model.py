@@ -17,9 +17,13 @@ class EngagementState(enum.StrEnum):
     PROVISIONING = "provisioning"
     ACTIVE = "active"
     PROVISIONING_FAILED = "provisioning_failed"
+    # Access is being removed (the end date came, or someone revoked it), step by step.
+    OFFBOARDING = "offboarding"
+    OFFBOARDING_FAILED = "offboarding_failed"
+    ENDED = "ended"
 
 
-# Later issues add states (changes requested, cancelled, expired, offboarding, ended) here only.
+# Later issues add states (changes requested, cancelled, expired) here only.
 TRANSITIONS: dict[EngagementState, frozenset[EngagementState]] = {
     EngagementState.PENDING_APPROVAL: frozenset(
         {EngagementState.PROVISIONING, EngagementState.REJECTED}
@@ -27,12 +31,42 @@ TRANSITIONS: dict[EngagementState, frozenset[EngagementState]] = {
     EngagementState.PROVISIONING: frozenset(
         {EngagementState.ACTIVE, EngagementState.PROVISIONING_FAILED}
     ),
-    EngagementState.PROVISIONING_FAILED: frozenset({EngagementState.PROVISIONING}),
+    # A failed set-up can be retried, or ended: offboarding removes whatever it had made.
+    EngagementState.PROVISIONING_FAILED: frozenset(
+        {EngagementState.PROVISIONING, EngagementState.OFFBOARDING}
+    ),
     EngagementState.REJECTED: frozenset(),
-    EngagementState.ACTIVE: frozenset(),
+    EngagementState.ACTIVE: frozenset({EngagementState.OFFBOARDING}),
+    EngagementState.OFFBOARDING: frozenset(
+        {EngagementState.ENDED, EngagementState.OFFBOARDING_FAILED}
+    ),
+    EngagementState.OFFBOARDING_FAILED: frozenset({EngagementState.OFFBOARDING}),
+    EngagementState.ENDED: frozenset(),
 }
 
 OPEN_STATES = frozenset({EngagementState.PENDING_APPROVAL, EngagementState.PROVISIONING})
+
+# Engagements whose freelancer may hold (or is about to get) access through what provisioning
+# made: offboarding another engagement must leave what these need. A failed set-up counts until
+# it is ended, since an admin may retry it.
+ACCESS_NEEDING_STATES = frozenset(
+    {
+        EngagementState.PROVISIONING,
+        EngagementState.ACTIVE,
+        EngagementState.PROVISIONING_FAILED,
+    }
+)
+
+
+class OffboardingStep(enum.StrEnum):
+    """Offboarding's steps, in order; each is recorded on the engagement once done."""
+
+    CHANNEL_MEMBER_REMOVED = "channel_member_removed"
+    TEAM_MEMBER_REMOVED = "team_member_removed"
+    ACCOUNT_DISABLED = "account_disabled"
+    CLOSING_NOTE_POSTED = "closing_note_posted"
+    CHANNEL_RENAMED = "channel_renamed"
+
 
 _REF_RE = re.compile(r"^\s*FC-?(\d{1,12})\s*$", re.IGNORECASE)
 
@@ -105,6 +139,21 @@ class Engagement:
     team_membership_id: str | None = None
     channel_membership_id: str | None = None
     welcome_message_id: str | None = None
+    # The user recorded as the guest's sponsor in Entra (the requester) at provisioning.
+    sponsor_id: str | None = None
+    # --- lifecycle ---
+    # The requester asked for a later end date; the approver has not decided yet.
+    extension_end_date: date | None = None
+    # The requester answered a reminder with "Let it end": no more reminders.
+    let_it_end: bool = False
+    # Why access ended or is ending, and who ended it (None: the end date came).
+    end_reason: str | None = None
+    ended_by_id: str | None = None
+    ended_by_name: str | None = None
+    ended_at: datetime | None = None
+    offboarding_done: frozenset[OffboardingStep] = frozenset()
+    # How often the requester was nudged about an invitation the guest has not accepted.
+    invitation_nudges: int = 0
 
     @property
     def ref(self) -> str:
@@ -170,6 +219,14 @@ class JobKind(enum.StrEnum):
     ROUTE_APPROVAL = "route_approval"
     PROVISION = "provision"
     NOTIFY = "notify"
+    # --- lifecycle ---
+    END_REMINDER = "end_reminder"  # payload: end_date, days_before
+    END_AT_DATE = "end_at_date"  # payload: end_date
+    OFFBOARD = "offboard"
+    ROUTE_EXTENSION = "route_extension"  # payload: end_date (the one asked for)
+    CHECK_INVITATION = "check_invitation"
+    RESEND_INVITATION = "resend_invitation"  # payload: user_id (who asked)
+    DELETE_GUEST = "delete_guest"  # payload: guest_user_id
 
 
 class JobStatus(enum.StrEnum):
@@ -220,3 +277,10 @@ class Notice(enum.StrEnum):
     PROVISIONING_FAILED_ADMIN = "provisioning_failed_admin"
     # To the requester: an admin re-queued the failed provisioning.
     PROVISIONING_RETRIED = "provisioning_retried"
+    # --- lifecycle ---
+    ENDED = "ended"
+    OFFBOARDING_FAILED = "offboarding_failed"
+    OFFBOARDING_FAILED_ADMIN = "offboarding_failed_admin"
+    EXTENDED = "extended"
+    EXTENSION_REJECTED = "extension_rejected"  # the job's detail is the approver's reason
+    INVITATION_RESENT = "invitation_resent"

@@ -64,6 +64,11 @@ class EngagementRepository(Protocol):
         """Pending engagements routed to `approver_id` whose approval card was never sent."""
         ...
 
+    async def list_for_guest(self, guest_user_id: str | None, email: str) -> Sequence[Engagement]:
+        """Every engagement (any state) of this guest account or of this freelancer e-mail
+        (case-insensitively), oldest first."""
+        ...
+
 
 class ConversationRepository(Protocol):
     async def save_user(self, conversation: UserConversation) -> None:
@@ -157,6 +162,7 @@ class DirectoryUser:
     display_name: str
     mail: str | None = None
     user_type: str = "Member"  # "Member" or "Guest"
+    account_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,52 @@ class Directory(Protocol):
 
     async def add_channel_member(self, team_id: str, channel_id: str, user_id: str) -> str: ...
 
+    # --- lifecycle (offboarding, sponsors, invitation redemption) ---
+
+    async def remove_team_member(self, team_id: str, membership_id: str) -> None:
+        """DELETE the team membership; a membership that is already gone is not an error."""
+        ...
+
+    async def remove_channel_member(
+        self, team_id: str, channel_id: str, membership_id: str
+    ) -> None:
+        """DELETE the private channel membership; already gone (or channel gone) is not an
+        error."""
+        ...
+
+    async def set_account_enabled(self, user_id: str, enabled: bool) -> None:
+        """PATCH accountEnabled. A user that no longer exists raises UserGone."""
+        ...
+
+    async def delete_user(self, user_id: str) -> None:
+        """DELETE the user (soft delete, restorable for 30 days); already gone is not an
+        error."""
+        ...
+
+    async def list_sponsor_ids(self, user_id: str) -> list[str]:
+        """Ids of the user's sponsors (users or groups)."""
+        ...
+
+    async def add_sponsor(self, user_id: str, sponsor_id: str) -> None:
+        """Record `sponsor_id` (a user) as a sponsor of `user_id`; already a sponsor is not an
+        error."""
+        ...
+
+    async def get_invitation_state(self, user_id: str) -> str | None:
+        """The guest's `externalUserState` (`PendingAcceptance`, `Accepted`), None when Graph
+        reports none (members); UserGone when the user is gone."""
+        ...
+
+    async def resend_invitation(
+        self, *, email: str, display_name: str, redirect_url: str
+    ) -> GuestInvitation:
+        """A new invitation e-mail to an existing guest (POST /invitations again)."""
+        ...
+
+    async def rename_channel(self, team_id: str, channel_id: str, display_name: str) -> None:
+        """PATCH the channel's displayName. Raises ChannelNameTaken when the name is taken."""
+        ...
+
 
 # --- Notifier (Teams, through the Bot Connector) -------------------------------------------------
 
@@ -223,8 +275,27 @@ class Notifier(Protocol):
         """The approval card, in the approver's personal chat."""
         ...
 
-    async def send_notice(self, user_id: str, engagement: Engagement, notice: Notice) -> None:
-        """A short card telling `user_id` what happened to the engagement."""
+    async def send_notice(
+        self, user_id: str, engagement: Engagement, notice: Notice, detail: str | None = None
+    ) -> None:
+        """A short card telling `user_id` what happened to the engagement (`detail`: a reason
+        the engagement does not hold, such as an extension's rejection reason)."""
+        ...
+
+    async def send_end_reminder(self, engagement: Engagement) -> MessageRef:
+        """The end reminder (Extend / End now / Let it end), in the requester's chat."""
+        ...
+
+    async def send_extension_request(self, engagement: Engagement) -> MessageRef:
+        """The extension's approval card, in the approver's chat."""
+        ...
+
+    async def send_invitation_nudge(self, engagement: Engagement, days_pending: int) -> None:
+        """Tell the requester the guest has not accepted the invitation (with Resend)."""
+        ...
+
+    async def post_closing_note(self, engagement: Engagement) -> MessageRef:
+        """The closing note, as a new post in the engagement's channel."""
         ...
 
     async def post_welcome(self, engagement: Engagement) -> MessageRef:

@@ -21,7 +21,9 @@ from core.errors import (
     NotFound,
     PermanentDeliveryError,
     PermanentDirectoryError,
+    UserGone,
 )
+from core.lifecycle import LifecycleHandlers, end_job, invitation_check_job, schedule_end
 from core.model import (
     AuditOutcome,
     AuditRecord,
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Recorded instead of a message id when the welcome could not be posted (see _post_welcome).
 WELCOME_NOT_POSTED = ""
+# Recorded instead of the sponsor's id when Graph refused to record the sponsor.
+NO_SPONSOR = ""
 
 
 class JobHandlers:
@@ -56,6 +60,7 @@ class JobHandlers:
         self._notifier = notifier
         self._clock = clock
         self._config = config
+        self.lifecycle = LifecycleHandlers(storage, directory, notifier, clock, config)
 
     async def run(self, job: Job) -> None:
         if job.engagement_id is None:
@@ -65,11 +70,15 @@ class JobHandlers:
         elif job.kind is JobKind.PROVISION:
             await self.provision(job.engagement_id)
         elif job.kind is JobKind.NOTIFY:
+            detail = job.payload.get("detail")
             await self.notify(
-                job.engagement_id, str(job.payload["user_id"]), Notice(job.payload["notice"])
+                job.engagement_id,
+                str(job.payload["user_id"]),
+                Notice(job.payload["notice"]),
+                detail=str(detail) if detail is not None else None,
             )
-        else:  # pragma: no cover - the enum is exhaustive
-            raise ValueError(f"unknown job kind {job.kind}")
+        else:
+            await self.lifecycle.run(job, job.engagement_id)
 
     async def give_up(self, job: Job, reason: str) -> None:
         if job.engagement_id is None:
@@ -78,6 +87,8 @@ class JobHandlers:
             await self._fail_provisioning(job.engagement_id, reason)
         elif job.kind is JobKind.ROUTE_APPROVAL:
             await self._fail_routing(job.engagement_id, reason)
+        elif job.kind is JobKind.OFFBOARD:
+            await self.lifecycle.fail_offboarding(job.engagement_id, reason)
         else:
             async with self._storage.transaction() as tx:
                 await self._audit(
@@ -179,6 +190,8 @@ class JobHandlers:
             await self._ensure_channel(engagement)
         elif engagement.guest_user_id is None:
             await self._ensure_guest(engagement)
+        elif engagement.sponsor_id is None:
+            await self._ensure_sponsor(engagement)
         elif engagement.team_membership_id is None:
             await self._ensure_team_member(engagement)
         elif engagement.channel_membership_id is None:
@@ -223,6 +236,14 @@ class JobHandlers:
                 )
             # Found after we started inviting: our own invitation, answered before a crash.
             ours = engagement.guest_invitation_started
+            if not existing.account_enabled:
+                # Disabled when an earlier engagement ended, and not deleted yet: engaged again.
+                await self._directory.set_account_enabled(existing.id, True)
+                async with self._storage.transaction() as tx:
+                    await self._audit(
+                        tx, A.GRAPH_GUEST_REENABLED, engagement.id, detail=f"user {existing.id}"
+                    )
+                    await tx.commit()
             return await self._record(
                 engagement,
                 A.GRAPH_GUEST_INVITED if ours else A.GRAPH_GUEST_REUSED,
@@ -244,6 +265,26 @@ class JobHandlers:
             A.GRAPH_GUEST_INVITED,
             guest_user_id=invitation.invited_user_id,
             detail=f"user {invitation.invited_user_id}",
+        )
+
+    async def _ensure_sponsor(self, engagement: Engagement) -> Engagement:
+        """Record the requester as the guest's sponsor in Entra, so that the directory knows
+        who answers for the guest. A refusal does not undo the access: it is audited."""
+        assert engagement.guest_user_id is not None
+        guest, sponsor = engagement.guest_user_id, engagement.requester_id
+        try:
+            if sponsor not in await self._directory.list_sponsor_ids(guest):
+                await self._directory.add_sponsor(guest, sponsor)
+        except (UserGone, PermanentDirectoryError) as refused:
+            return await self._record(
+                engagement,
+                A.GRAPH_SPONSOR_ADDED,
+                outcome=AuditOutcome.FAILED,
+                detail=str(refused),
+                sponsor_id=NO_SPONSOR,
+            )
+        return await self._record(
+            engagement, A.GRAPH_SPONSOR_ADDED, sponsor_id=sponsor, detail=f"sponsor {sponsor}"
         )
 
     async def _ensure_team_member(self, engagement: Engagement) -> Engagement:
@@ -298,6 +339,11 @@ class JobHandlers:
             await enqueue_notice(tx, current, current.requester_id, Notice.PROVISIONED)
             if current.approver_id and current.approver_id != current.requester_id:
                 await enqueue_notice(tx, current, current.approver_id, Notice.PROVISIONED)
+            await schedule_end(tx, current, self._config, self._clock.now())
+            if self._config.invitation_nudge_days > 0 and not current.guest_reused:
+                await tx.jobs.enqueue(
+                    invitation_check_job(current, self._config, self._clock.now())
+                )
             await self._audit(tx, A.PROVISIONING_COMPLETED, current.id)
             await tx.commit()
 
@@ -314,6 +360,8 @@ class JobHandlers:
             )
             for admin_id in sorted(self._config.admin_ids):
                 await enqueue_notice(tx, engagement, admin_id, Notice.PROVISIONING_FAILED_ADMIN)
+            # Whatever the set-up made before it failed goes at the end date (or by /revoke).
+            await tx.jobs.enqueue(end_job(engagement, self._config))
             await self._audit(
                 tx, A.PROVISIONING_FAILED, engagement_id, AuditOutcome.FAILED, reason
             )
@@ -321,10 +369,12 @@ class JobHandlers:
 
     # --- notices ----------------------------------------------------------------------------
 
-    async def notify(self, engagement_id: int, user_id: str, notice: Notice) -> None:
+    async def notify(
+        self, engagement_id: int, user_id: str, notice: Notice, *, detail: str | None = None
+    ) -> None:
         engagement = await self._load(engagement_id)
         try:
-            await self._notifier.send_notice(user_id, engagement, notice)
+            await self._notifier.send_notice(user_id, engagement, notice, detail)
         except NoConversation:
             async with self._storage.transaction() as tx:
                 await self._audit(

@@ -73,6 +73,9 @@ STATE_LABELS = {
     "provisioning": "Approved, setting up",
     "active": "Active",
     "provisioning_failed": "Set-up failed",
+    "offboarding": "Ending, removing access",
+    "offboarding_failed": "Removing access failed",
+    "ended": "Ended",
 }
 SUBMITTED_TITLE = "Request {ref} submitted"
 SUBMITTED_BODY = "I'm sending it to your approver now. I'll tell you when they decide."
@@ -193,3 +196,149 @@ RETRY_USAGE = "Tell me which engagement to retry, for example: /retry FC-12"
 RETRY_NOT_FAILED = 'There is nothing to retry: {ref} is at "{state}", not "Set-up failed".'
 RETRY_QUEUED = "{ref} is queued again; provisioning continues from the step that failed."
 JOB_RELEASED = "released at shutdown before it finished; it runs again"
+
+# --- lifecycle: messages of the use cases (cards have their own section below) ----------------
+CMD_REVOKE_HELP = "End an engagement now and remove the freelancer's access (requester or admin)"
+CMD_REVOKE_USAGE = "/revoke FC-12 REASON"
+REVOKE_USAGE = (
+    "Tell me which engagement to end and why, for example: /revoke FC-12 Contract cancelled"
+)
+REVOKE_REASON_TOO_LONG = "Please keep the reason under {max} characters. Nothing was changed."
+NOT_YOURS_TO_END = (
+    "Only the requester of {ref} or a Freelance Connector admin can end it. Nothing was changed."
+)
+CANNOT_END_IN_STATE = 'There is nothing to end: {ref} is at "{state}".'
+CANNOT_END_WHILE_PROVISIONING = (
+    "{ref} is still being set up. Wait until it is active (or failed), then end it."
+)
+ENDING_STARTED = (
+    "Ending {ref}: I'm removing {freelancer}'s access now and will tell you when it's done."
+)
+REVOKE_KEPT = "Nothing was changed: {ref} stays active until {end}."
+END_NOW_REASON = "ended early by the requester"
+END_DATE_REACHED = "the end date was reached"
+LET_IT_END_RECORDED = (
+    "OK: {ref} ends on {end} as planned. I'll remove the access then and won't remind you again."
+)
+ONLY_REQUESTER = "Only {requester}, who requested {ref}, can do this. Nothing was changed."
+NOT_ACTIVE = '{ref} is not active any more ("{state}"). Nothing was changed.'
+EXTENSION_DATE_REQUIRED = "Choose the new end date (YYYY-MM-DD)."
+EXTENSION_NOT_LATER = "The new end date must be after the current one ({end})."
+EXTENSION_TOO_LONG = (
+    "Engagements can last at most {days} days, so the latest possible end date is {latest}."
+)
+EXTENSION_PAST = "The new end date can't be in the past."
+EXTENSION_ALREADY_PENDING = (
+    "An extension of {ref} to {date} is already waiting for {approver}. Nothing was changed."
+)
+EXTENSION_REQUESTED = (
+    "I've asked {approver} to approve extending {ref} to {date}. Access continues until "
+    "{end} in the meantime."
+)
+EXTENSION_NO_APPROVER = (
+    "{ref} has no approver on record, so I can't ask for an extension. Ask your Freelance "
+    "Connector admin."
+)
+EXTENSION_NOT_PENDING = "There is no extension of {ref} waiting for a decision."
+EXTENSION_NOT_YOUR_DECISION = "Only {approver} can decide on extending {ref}. Nothing was changed."
+EXTENSION_APPROVED_REPLY = "Extended: {ref} now ends on {end}. I've told {requester}."
+EXTENSION_REJECTED_REPLY = "Extension of {ref} rejected. I've told {requester}."
+RESEND_QUEUED = "I'm sending {freelancer} a new invitation e-mail for {ref}."
+RESEND_NOT_PENDING = (
+    "{freelancer} has accepted the invitation already; there is nothing to resend."
+)
+
+NOTICE_ENDED = (
+    "{ref} has ended ({reason}). {freelancer} no longer has access to '{channel}' in {team}."
+)
+NOTICE_OFFBOARDING_FAILED = (
+    "Removing {freelancer}'s access for {ref} failed: {reason} Your Freelance Connector admin "
+    "has been told."
+)
+NOTICE_OFFBOARDING_FAILED_ADMIN = (
+    "Ending {ref} ('{channel}' in {team}, for {freelancer}) failed: {reason} "
+    "Fix the cause, then send /retry {ref} to continue from the step that failed."
+)
+NOTICE_EXTENDED = "{approver} approved the extension: {ref} now ends on {end}."
+NOTICE_EXTENSION_REJECTED = (
+    "{approver} did not approve extending {ref}: {reason} It still ends on {end}."
+)
+NOTICE_INVITATION_RESENT = "I sent {freelancer} a new invitation e-mail for {ref}."
+RETRY_NOT_FAILED_ANY = (
+    'There is nothing to retry: {ref} is at "{state}", not "Set-up failed" or '
+    '"Removing access failed".'
+)
+RETRY_OFFBOARDING_QUEUED = "{ref} is queued again; removing access continues where it stopped."
+
+# --- lifecycle cards --------------------------------------------------------------------------
+FACT_SPONSOR = "Sponsor"
+FACT_ENDED = "Ended"
+FACT_CURRENT_END = "Current end"
+FACT_REQUESTED_END = "Requested end"
+ENDED_BY = "by {name}"
+ENDED_VALUE = "{when}: {reason}"
+LIFECYCLE_STATUS = 'Nothing to do here any more: {ref} is at "{state}".'
+DAYS_AGO_TODAY = "today"
+DAYS_AGO_ONE = "1 day ago"
+DAYS_AGO_MANY = "{days} days ago"
+# The end reminder, to the requester.
+REMINDER_TITLE_DAYS = "{ref} ends in {days} days, on {date}"
+REMINDER_TITLE_TOMORROW = "{ref} ends tomorrow, {date}"
+REMINDER_TITLE_TODAY = "{ref} ends today, {date}"
+REMINDER_TITLE_PAST = "{ref} was due to end on {date}"
+REMINDER_BODY = (
+    "Then I remove {freelancer}'s access to '{channel}' in {team}. Extend it if the work goes "
+    "on, end it now if it is done, or let it end as planned."
+)
+REMINDER_EXTENSION_WAITING = (
+    "You asked to extend it to {date}; that is waiting for {approver}. Access continues until "
+    "{end} in the meantime."
+)
+REMINDER_LETTING_END = "It ends as planned on {end}; I'll remove the access then."
+EXTEND_BUTTON = "Extend…"
+EXTEND_SUBMIT = "Ask for the extension"
+NEW_END_DATE_LABEL = "New end date"
+NEW_END_DATE_ERROR = "Choose a new end date after {end}."
+END_NOW_BUTTON = "End now"
+LET_IT_END_BUTTON = "Let it end"
+# The confirmation of /revoke and of End now.
+REVOKE_CONFIRM_TITLE = "End {ref} now?"
+REVOKE_CONFIRM_BODY = (
+    "I'll remove {freelancer} from the channel '{channel}' right away, and also from {team} "
+    "with their guest account disabled, unless another engagement still needs them. I'll tell "
+    "you and {approver} when it's done."
+)
+REVOKE_REASON_LABEL = "Reason (kept in the audit log and shown in the channel's closing note)"
+REVOKE_REASON_ERROR = "Please give a reason for ending it early."
+REVOKE_CONFIRM_BUTTON = "Confirm"
+REVOKE_CANCEL_BUTTON = "Keep it"
+# The extension request, to the approver.
+EXTENSION_APPROVAL_TITLE = "{requester} asks to extend {ref} to {date}"
+EXTENSION_TITLE = "Extension of {ref}"
+EXTENSION_APPROVAL_INTRO = (
+    "If you approve, {freelancer} keeps access to '{channel}' in {team} until the new end date."
+)
+EXTENSION_NONE_WAITING = "No extension is waiting for a decision; {ref} ends on {end}."
+EXTENSION_APPROVE_BUTTON = "Approve extension"
+EXTENSION_REJECT_BUTTON = "Reject…"
+EXTENSION_REJECT_SUBMIT = "Reject extension"
+EXTENSION_REJECT_LABEL = "Reason (required; the requester sees it)"
+EXTENSION_REJECT_ERROR = "Please give a reason for rejecting the extension."
+# The nudge about an invitation the freelancer has not accepted.
+NUDGE_TITLE = "{ref}: invitation not accepted yet"
+NUDGE_BODY = (
+    "{freelancer} hasn't accepted the invitation for {ref} yet (sent {ago}); they won't see "
+    "the channel until they do."
+)
+NUDGE_HINT = (
+    "Ask them to look for the e-mail from Microsoft Invitations (invites@microsoft.com) sent "
+    "to {email}, also in their spam or junk folder."
+)
+RESEND_INVITATION_BUTTON = "Resend invitation"
+# The closing note in the engagement's channel.
+CLOSING_TITLE = "{ref} has ended"
+CLOSING_ENDED_BY = "{name} ended it on {when}: {reason}"
+CLOSING_ENDED_BY_UNDATED = "{name} ended it: {reason}"
+CLOSING_ENDED_ON = "It ended on {when}: {reason}"
+CLOSING_ACCESS_REMOVED = "{freelancer}'s access to this channel has been removed."
+CLOSING_CHANNEL_KEPT = "The channel stays for the team's records."

@@ -212,7 +212,7 @@ def registry_commands() -> Sequence[CommandSpec]:
     from bot.handler import FreelanceBot
     from core.clock import SystemClock
 
-    bot = FreelanceBot(service=cast(Any, None), clock=SystemClock())
+    bot = FreelanceBot(service=cast(Any, None), clock=SystemClock(), lifecycle=cast(Any, None))
     return cast(Sequence[CommandSpec], bot.commands.commands)
 
 

@@ -26,6 +26,7 @@ from core.model import (
     JobStatus,
     MessageRef,
     NewJob,
+    OffboardingStep,
     TeamInstallation,
     UserConversation,
     engagement_ref,
@@ -67,7 +68,7 @@ def _insert(connection: AsyncConnection, table: sa.Table) -> postgresql.Insert |
 _ENGAGEMENT_COLUMNS = tuple(
     f.name
     for f in dataclasses.fields(Engagement)
-    if f.name not in {"id", "version", "state", "approval_message"}
+    if f.name not in {"id", "version", "state", "approval_message", "offboarding_done"}
 )
 
 
@@ -77,6 +78,7 @@ def _engagement_values(engagement: Engagement) -> dict[str, Any]:
     message = engagement.approval_message
     values["approval_conversation_id"] = message.conversation_id if message else None
     values["approval_activity_id"] = message.activity_id if message else None
+    values["offboarding_done"] = sorted(step.value for step in engagement.offboarding_done)
     return values
 
 
@@ -91,6 +93,7 @@ def _engagement(row: sa.Row[Any]) -> Engagement:
         version=data["version"],
         state=EngagementState(data["state"]),
         approval_message=message,
+        offboarding_done=frozenset(OffboardingStep(step) for step in data["offboarding_done"]),
     )
 
 
@@ -194,6 +197,13 @@ class SqlEngagementRepository:
             .where(engagements.c.approval_activity_id.is_(None))
             .order_by(engagements.c.created_at, engagements.c.id)
         )
+
+    async def list_for_guest(self, guest_user_id: str | None, email: str) -> Sequence[Engagement]:
+        c = engagements.c
+        match = c.freelancer_email == email.lower()
+        if guest_user_id is not None:
+            match = sa.or_(match, c.guest_user_id == guest_user_id)
+        return await self._list(sa.select(engagements).where(match).order_by(c.id))
 
     async def _list(self, query: sa.Select[Any]) -> list[Engagement]:
         return [_engagement(row) for row in await self._connection.execute(query)]

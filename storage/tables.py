@@ -90,9 +90,23 @@ engagements = sa.Table(
     sa.Column("team_membership_id", sa.String, nullable=True),
     sa.Column("channel_membership_id", sa.String, nullable=True),
     sa.Column("welcome_message_id", sa.String, nullable=True),
+    # Lifecycle (migration 0002).
+    sa.Column("sponsor_id", sa.String, nullable=True),
+    sa.Column("extension_end_date", sa.Date, nullable=True),
+    sa.Column("let_it_end", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("end_reason", sa.Text, nullable=True),
+    sa.Column("ended_by_id", sa.String, nullable=True),
+    sa.Column("ended_by_name", sa.Text, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    # The offboarding steps done so far, as a JSON list of their names.
+    sa.Column("offboarding_done", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("invitation_nudges", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_engagements_requester_id", "requester_id"),
     sa.Index("ix_engagements_state", "state"),
     sa.Index("ix_engagements_approver_id", "approver_id"),
+    # Offboarding asks which other engagements need the same guest.
+    sa.Index("ix_engagements_guest_user_id", "guest_user_id"),
+    sa.Index("ix_engagements_freelancer_email", "freelancer_email"),
     sa.Index("ux_engagements_submission_key", "submission_key", unique=True),
     sqlite_autoincrement=True,
 )

@@ -25,6 +25,7 @@ from core.model import (
     JobStatus,
     MessageRef,
     NewJob,
+    OffboardingStep,
     TeamInstallation,
     UserConversation,
 )
@@ -134,6 +135,17 @@ FULL = make_engagement(
     team_membership_id="MCMjMiMj" + "x" * 200,
     channel_membership_id="MCMjMSMj" + "y" * 180,
     welcome_message_id="1700000000001",
+    sponsor_id="requester-1",
+    extension_end_date=date(2025, 9, 30),
+    let_it_end=True,
+    end_reason="Contract cancelled; «early» ✓",
+    ended_by_id="requester-1",
+    ended_by_name="Ada Lovelace",
+    ended_at=datetime(2025, 6, 1, 0, 0, 1, 5, tzinfo=CEST),
+    offboarding_done=frozenset(
+        {OffboardingStep.CHANNEL_MEMBER_REMOVED, OffboardingStep.ACCOUNT_DISABLED}
+    ),
+    invitation_nudges=2,
 )
 
 
@@ -1079,3 +1091,24 @@ async def test_sqlite_engine_settings(tmp_path: Path) -> None:
         await engine.dispose()
     assert path.exists()
     assert settings == ["wal", SQLITE_BUSY_TIMEOUT_MS, 1]
+
+
+async def test_list_for_guest_finds_engagements_by_guest_account_or_email_any_case(
+    storage: SqlStorage,
+) -> None:
+    by_account = await add(storage, guest_user_id="guest-9", freelancer_email="old@example.org")
+    by_email = await add(storage, freelancer_email="jane@example.org")
+    ended = await add(
+        storage,
+        freelancer_email="jane@example.org",
+        guest_user_id="guest-9",
+        state=EngagementState.ENDED,
+    )
+    await add(storage, freelancer_email="other@example.org", guest_user_id="guest-2")
+
+    async with storage.transaction() as tx:
+        found = await tx.engagements.list_for_guest("guest-9", "JANE@example.org")
+        only_email = await tx.engagements.list_for_guest(None, "jane@example.org")
+
+    assert [e.id for e in found] == [by_account.id, by_email.id, ended.id]
+    assert [e.id for e in only_email] == [by_email.id, ended.id]

@@ -1,0 +1,1 @@
+"""The engagement lifecycle end to end on the real handlers, storage and Graph simulator."""

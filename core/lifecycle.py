@@ -682,11 +682,17 @@ class LifecycleHandlers:
                 detail="the account was not invited by Freelance Connector",
             )
             return
-        try:
-            await self._directory.set_account_enabled(guest, False)
-        except UserGone:
+        account = await self._directory.get_user(guest)
+        if account is None:
             await self._record(engagement, step, A.GRAPH_GUEST_DISABLED, detail="already gone")
             return
+        if account.account_enabled:
+            # Looked up first so a rerun after a crash does not write the same change twice.
+            try:
+                await self._directory.set_account_enabled(guest, False)
+            except UserGone:
+                await self._record(engagement, step, A.GRAPH_GUEST_DISABLED, detail="already gone")
+                return
         delete = None
         if self._config.guest_delete_after_days > 0:
             delete = NewJob(

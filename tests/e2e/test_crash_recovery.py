@@ -19,7 +19,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from core.model import EngagementState, JobStatus
+from core.clock import SystemClock
+from core.config import ProgramConfig
+from core.lifecycle import LifecycleService
+from core.model import Actor, EngagementState, JobStatus
 from graph.dev_seed import (
     ALEX_ID,
     DEV_TENANT_ID,
@@ -38,6 +41,7 @@ from tests.support.simulator import running_simulator
 KILLS = 30
 ENGAGEMENTS = 20
 SIGTERM_AT = 15  # the stop with this number is graceful
+ALEX = Actor(ALEX_ID, "Alex Wilber")
 TEAMS = [(MARKETING_TEAM_ID, "Contoso Marketing"), (ENGINEERING_TEAM_ID, "Contoso Engineering")]
 
 
@@ -79,15 +83,7 @@ async def running_owners(storage: SqlStorage, ids: list[int]) -> set[tuple[int, 
     return out
 
 
-async def test_sigkill_at_random_moments_never_duplicates_and_always_finishes(
-    tmp_path: Path, sim: GraphSimulator
-) -> None:
-    assert sim.base_url is not None
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
-    storage = await open_storage(database_url)
-    ids = await queue(storage)
-    rng = random.Random(2026)
-    port = free_port()
+def app_env(port: int, database_url: str, graph_base_url: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -96,7 +92,7 @@ async def test_sigkill_at_random_moments_never_duplicates_and_always_finishes(
     env.update(
         PORT=str(port),
         DATABASE_URL=database_url,
-        GRAPH_BASE_URL=sim.base_url,
+        GRAPH_BASE_URL=graph_base_url,
         GRAPH_TOKEN="crash-test-token",
         ALLOW_UNAUTHENTICATED="true",
         ADMIN_IDS=NESTOR_ID,
@@ -111,27 +107,47 @@ async def test_sigkill_at_random_moments_never_duplicates_and_always_finishes(
         JOB_REPLICATION_MAX_ATTEMPTS="100",
         GRAPH_TIMEOUT_S="5",
     )
+    return env
 
-    log_path = tmp_path / "app.log"
 
-    def log_tail() -> str:
-        return log_path.read_text(errors="replace")[-3000:]
+class AppProcess:
+    """`python app.py` as a subprocess, logging to a file, started until /healthz answers."""
 
-    async def start() -> asyncio.subprocess.Process:
-        with log_path.open("ab") as log:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.port = int(env["PORT"])
+        self.log_path = log_path
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    async def start(self) -> asyncio.subprocess.Process:
+        with self.log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "app.py", cwd=ROOT, env=env, stdout=log, stderr=log
+                sys.executable, "app.py", cwd=ROOT, env=self.env, stdout=log, stderr=log
             )
         async with aiohttp.ClientSession() as http:
             for _ in range(600):
                 try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as response:
                         if response.status == 200:
                             return process
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.02)
         process.kill()
         raise AssertionError("the app did not come up")
+
+
+async def test_sigkill_at_random_moments_never_duplicates_and_always_finishes(
+    tmp_path: Path, sim: GraphSimulator
+) -> None:
+    assert sim.base_url is not None
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
+    storage = await open_storage(database_url)
+    ids = await queue(storage)
+    rng = random.Random(2026)
+    app = AppProcess(app_env(free_port(), database_url, sim.base_url), tmp_path / "app.log")
+    start, log_tail = app.start, app.log_tail
 
     kills_during_provisioning = 0
     process: asyncio.subprocess.Process | None = None
@@ -189,3 +205,74 @@ async def test_sigkill_at_random_moments_never_duplicates_and_always_finishes(
         assert team_members.count(engagement.guest_user_id) == 1
         channel_members = sim.channel_members(engagement.team_id, engagement.channel_id)
         assert [m.user_id for m in channel_members].count(engagement.guest_user_id) == 1
+
+
+OFFBOARDING_KILLS = 12
+
+
+async def test_sigkill_during_offboarding_resumes_without_duplicates(
+    tmp_path: Path, sim: GraphSimulator
+) -> None:
+    """Provision the engagements (no kills), revoke them all, then SIGKILL the app at random
+    moments while it offboards: every engagement ends, each removal and each account change
+    reaches Graph once, and nothing the engagements made is left behind."""
+    assert sim.base_url is not None
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'offboard.db'}"
+    storage = await open_storage(database_url)
+    ids = await queue(storage)
+    rng = random.Random(611)
+    app = AppProcess(app_env(free_port(), database_url, sim.base_url), tmp_path / "app.log")
+
+    process = await app.start()
+    try:
+        for _ in range(1200):
+            if all(s is EngagementState.ACTIVE for s in await states(storage, ids)):
+                break
+            await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0, app.log_tail()
+        assert all(s is EngagementState.ACTIVE for s in await states(storage, ids))
+
+        lifecycle = LifecycleService(storage, SystemClock(), ProgramConfig())
+        for engagement_id in ids:
+            await lifecycle.revoke(engagement_id, ALEX, "Crash test: contract cancelled")
+
+        kills_during_offboarding = 0
+        for _ in range(OFFBOARDING_KILLS):
+            process = await app.start()
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
+            unfinished = any(s is not EngagementState.ENDED for s in await states(storage, ids))
+            process.kill()
+            await process.wait()
+            kills_during_offboarding += unfinished
+        assert kills_during_offboarding >= OFFBOARDING_KILLS // 2, "the kills came too late"
+
+        process = await app.start()
+        for _ in range(1200):
+            if all(s is EngagementState.ENDED for s in await states(storage, ids)):
+                break
+            await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0, app.log_tail()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    async with storage.transaction() as tx:
+        engagements = [await tx.engagements.get(i) for i in ids]
+    await storage.close()
+    assert [e.state if e else None for e in engagements] == [EngagementState.ENDED] * len(ids)
+
+    assert sim.duplicate_writes() == {}
+    writes = sim.applied_writes()
+    for engagement in engagements:
+        assert engagement is not None and engagement.channel_id is not None
+        guest = engagement.guest_user_id
+        assert guest is not None
+        assert guest not in {m.user_id for m in sim.team_members(engagement.team_id)}
+        channel_members = sim.channel_members(engagement.team_id, engagement.channel_id)
+        assert guest not in {m.user_id for m in channel_members}
+        user = sim.user(guest)
+        assert user is not None and not user.account_enabled
+        assert writes.get(("account_enabled", guest, "false")) == 1

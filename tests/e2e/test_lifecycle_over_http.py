@@ -9,7 +9,7 @@ from datetime import timedelta
 from cards import verbs as V
 from core import audit_actions as A
 from core.model import AuditOutcome, EngagementState
-from tests.e2e.conftest import ALEX, ISAIAH, MARKETING, MEGAN, RunningApp
+from tests.e2e.conftest import ALEX, ISAIAH, MARKETING, MEGAN, NESTOR, RunningApp
 from tests.e2e.steps import (
     FREELANCER_EMAIL,
     click,
@@ -265,3 +265,39 @@ async def test_nudge_resends_the_invitation_while_it_is_not_accepted(
     await lifecycle.check_invitation(engagement_id)
     assert len(app.personal_activities(ALEX)) == before
     assert (await app.engagement(engagement_id)).invitation_nudges == 1
+
+
+async def test_offboarding_refused_by_graph_fails_clearly_and_retry_finishes_it(
+    running_app: RunningApp,
+) -> None:
+    app = running_app
+    await install_personal(app, NESTOR)  # an admin (ADMIN_IDS in the e2e settings)
+    engagement_id = await active_engagement(app)
+    ref = f"FC-{engagement_id}"
+    # The tenant has not granted User.EnableDisableAccount.All: disabling is refused.
+    app.simulator.inject_fault("PATCH", "/users/*", 403, times=1)
+
+    await say(app, ALEX, f"/revoke {ref} Project stopped")
+    await click(
+        app,
+        ALEX,
+        V.REVOKE_CONFIRM,
+        {V.ENGAGEMENT_ID: engagement_id, V.REVOKE_REASON: "Project stopped"},
+    )
+    failed = await app.wait_for_state(engagement_id, EngagementState.OFFBOARDING_FAILED)
+    assert failed.failure_reason and "User.EnableDisableAccount.All" in failed.failure_reason
+    await app.wait_until(
+        lambda: f"/retry {ref}" in texts_to(app, NESTOR), what="the admins' failure notice"
+    )
+    await app.wait_until(lambda: "Removing" in texts_to(app, ALEX), what="requester told")
+    guest = failed.guest_user_id
+    assert guest is not None
+    # The steps before the refused one are done and stay done.
+    assert guest not in {m.user_id for m in app.simulator.team_members(MARKETING.aad_group_id)}
+
+    retried = await say(app, NESTOR, f"/retry {ref}")
+    assert "queued again" in card_text(retried)
+    await app.wait_for_state(engagement_id, EngagementState.ENDED)
+    user = app.simulator.user(guest)
+    assert user is not None and not user.account_enabled
+    assert app.simulator.duplicate_writes() == {}  # the retry redid no finished step

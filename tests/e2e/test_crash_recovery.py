@@ -52,10 +52,10 @@ async def sim() -> AsyncIterator[GraphSimulator]:
         yield simulator
 
 
-async def queue(storage: SqlStorage) -> list[int]:
+async def queue(storage: SqlStorage, count: int = ENGAGEMENTS) -> list[int]:
     return await queue_approved_engagements(
         storage,
-        count=ENGAGEMENTS,
+        count=count,
         teams=[(team_id, name, ALEX_ID) for team_id, name in TEAMS],
         tenant_id=DEV_TENANT_ID,
         prefix="Crash",
@@ -207,7 +207,8 @@ async def test_sigkill_at_random_moments_never_duplicates_and_always_finishes(
         assert [m.user_id for m in channel_members].count(engagement.guest_user_id) == 1
 
 
-OFFBOARDING_KILLS = 12
+OFFBOARDING_KILLS = 10
+OFFBOARDED = 12
 
 
 async def test_sigkill_during_offboarding_resumes_without_duplicates(
@@ -219,7 +220,7 @@ async def test_sigkill_during_offboarding_resumes_without_duplicates(
     assert sim.base_url is not None
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'offboard.db'}"
     storage = await open_storage(database_url)
-    ids = await queue(storage)
+    ids = await queue(storage, OFFBOARDED)
     rng = random.Random(611)
     app = AppProcess(app_env(free_port(), database_url, sim.base_url), tmp_path / "app.log")
 

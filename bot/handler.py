@@ -397,7 +397,8 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             )
             if outcome.changed:
                 self._on_work_enqueued()
-            elif actor.aad_id not in (outcome.engagement.approver_id,):
+            elif actor.aad_id != outcome.engagement.approver_id:
+                # Refused, and not the approver: the reason only, not the approver's card.
                 return _card_response(text_card(outcome.message, attention=True))
             card = extension_approval_card(
                 outcome.engagement,

@@ -436,17 +436,7 @@ class EngagementService:
         outcome: AuditOutcome = AuditOutcome.OK,
         detail: str = "",
     ) -> None:
-        await tx.audit.append(
-            AuditRecord(
-                at=self._clock.now(),
-                actor_id=actor.aad_id,
-                actor_name=actor.name,
-                action=action,
-                outcome=outcome,
-                engagement_id=engagement_id,
-                detail=detail,
-            )
-        )
+        await append_audit(tx, self._clock.now(), actor, action, engagement_id, outcome, detail)
 
 
 def route_approval_job(engagement: Engagement) -> NewJob:
@@ -456,6 +446,32 @@ def route_approval_job(engagement: Engagement) -> NewJob:
 def provision_job(engagement: Engagement) -> NewJob:
     # One queued or running step per engagement: two workers never run steps side by side.
     return NewJob(JobKind.PROVISION, engagement.id, dedupe_key=f"provision:{engagement.id}")
+
+
+async def append_audit(
+    tx: Transaction,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    engagement_id: int | None,
+    outcome: AuditOutcome = AuditOutcome.OK,
+    detail: str = "",
+) -> None:
+    """One audit record in the caller's transaction: who did what to which engagement."""
+    await tx.audit.append(
+        AuditRecord(
+            at=at,
+            actor_id=actor.aad_id,
+            actor_name=actor.name,
+            action=action,
+            outcome=outcome,
+            engagement_id=engagement_id,
+            detail=detail,
+        )
+    )
+
+
+SYSTEM_ACTOR = Actor(A.SYSTEM_ACTOR_ID, A.SYSTEM_ACTOR_NAME)
 
 
 def offboard_job(engagement: Engagement) -> NewJob:

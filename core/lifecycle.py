@@ -20,7 +20,7 @@ from core import audit_actions as A
 from core import texts
 from core.clock import Clock
 from core.config import ProgramConfig
-from core.engagements import enqueue_notice, offboard_job
+from core.engagements import SYSTEM_ACTOR, append_audit, enqueue_notice, offboard_job
 from core.errors import (
     ChannelNameTaken,
     DomainError,
@@ -38,7 +38,6 @@ from core.model import (
     ACCESS_NEEDING_STATES,
     Actor,
     AuditOutcome,
-    AuditRecord,
     Engagement,
     EngagementState,
     Job,
@@ -447,17 +446,7 @@ class LifecycleService:
         outcome: AuditOutcome = AuditOutcome.OK,
         detail: str = "",
     ) -> None:
-        await tx.audit.append(
-            AuditRecord(
-                at=self._clock.now(),
-                actor_id=actor.aad_id,
-                actor_name=actor.name,
-                action=action,
-                outcome=outcome,
-                engagement_id=engagement_id,
-                detail=detail,
-            )
-        )
+        await append_audit(tx, self._clock.now(), actor, action, engagement_id, outcome, detail)
 
 
 async def begin_offboarding(
@@ -479,30 +468,11 @@ async def begin_offboarding(
     engagement.failure_reason = None
     engagement = await tx.engagements.update(engagement)  # compare-and-set
     await tx.jobs.enqueue(offboard_job(engagement))
-    who = actor or Actor(A.SYSTEM_ACTOR_ID, A.SYSTEM_ACTOR_NAME)
-    await tx.audit.append(
-        AuditRecord(
-            at=now,
-            actor_id=who.aad_id,
-            actor_name=who.name,
-            action=A.OFFBOARDING_STARTED,
-            outcome=AuditOutcome.OK,
-            engagement_id=engagement.id,
-            detail=reason,
-        )
-    )
+    who = actor or SYSTEM_ACTOR
+    await append_audit(tx, now, who, A.OFFBOARDING_STARTED, engagement.id, detail=reason)
     if dropped is not None:
-        await tx.audit.append(
-            AuditRecord(
-                at=now,
-                actor_id=who.aad_id,
-                actor_name=who.name,
-                action=A.EXTENSION_DROPPED,
-                outcome=AuditOutcome.OK,
-                engagement_id=engagement.id,
-                detail=f"extension to {dropped.isoformat()} was still waiting",
-            )
-        )
+        detail = f"extension to {dropped.isoformat()} was still waiting"
+        await append_audit(tx, now, who, A.EXTENSION_DROPPED, engagement.id, detail=detail)
     return engagement
 
 
@@ -947,14 +917,6 @@ class LifecycleHandlers:
         outcome: AuditOutcome = AuditOutcome.OK,
         detail: str = "",
     ) -> None:
-        await tx.audit.append(
-            AuditRecord(
-                at=self._clock.now(),
-                actor_id=A.SYSTEM_ACTOR_ID,
-                actor_name=A.SYSTEM_ACTOR_NAME,
-                action=action,
-                outcome=outcome,
-                engagement_id=engagement_id,
-                detail=detail,
-            )
+        await append_audit(
+            tx, self._clock.now(), SYSTEM_ACTOR, action, engagement_id, outcome, detail
         )

@@ -14,7 +14,7 @@ from core import audit_actions as A
 from core import texts
 from core.clock import Clock
 from core.config import ProgramConfig
-from core.engagements import enqueue_notice, provision_job
+from core.engagements import SYSTEM_ACTOR, append_audit, enqueue_notice, provision_job
 from core.errors import (
     ChannelNameTaken,
     NoConversation,
@@ -26,7 +26,6 @@ from core.errors import (
 from core.lifecycle import LifecycleHandlers, end_job, invitation_check_job, schedule_end
 from core.model import (
     AuditOutcome,
-    AuditRecord,
     Engagement,
     EngagementState,
     Job,
@@ -431,14 +430,6 @@ class JobHandlers:
         outcome: AuditOutcome = AuditOutcome.OK,
         detail: str = "",
     ) -> None:
-        await tx.audit.append(
-            AuditRecord(
-                at=self._clock.now(),
-                actor_id=A.SYSTEM_ACTOR_ID,
-                actor_name=A.SYSTEM_ACTOR_NAME,
-                action=action,
-                outcome=outcome,
-                engagement_id=engagement_id,
-                detail=detail,
-            )
+        await append_audit(
+            tx, self._clock.now(), SYSTEM_ACTOR, action, engagement_id, outcome, detail
         )

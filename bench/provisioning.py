@@ -90,8 +90,23 @@ class StubNotifier:
     async def send_approval_request(self, engagement: Engagement) -> MessageRef:
         return MessageRef("a:approval", f"approval-{engagement.id}")
 
-    async def send_notice(self, user_id: str, engagement: Engagement, notice: Notice) -> None:
+    async def send_notice(
+        self, user_id: str, engagement: Engagement, notice: Notice, detail: str | None = None
+    ) -> None:
         self.notices += 1
+
+    # The lifecycle's messages: provisioning never sends them, but the port has them.
+    async def send_end_reminder(self, engagement: Engagement) -> MessageRef:
+        return MessageRef("a:requester", f"reminder-{engagement.id}")
+
+    async def send_extension_request(self, engagement: Engagement) -> MessageRef:
+        return MessageRef("a:approval", f"extension-{engagement.id}")
+
+    async def send_invitation_nudge(self, engagement: Engagement, days_pending: int) -> None:
+        self.notices += 1
+
+    async def post_closing_note(self, engagement: Engagement) -> MessageRef:
+        return MessageRef(f"{engagement.channel_id};messageid=2", f"closing-{engagement.id}")
 
     async def post_welcome(self, engagement: Engagement) -> MessageRef:
         self.welcomes += 1

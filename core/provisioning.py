@@ -188,7 +188,9 @@ class JobHandlers:
         if engagement.channel_id is None:
             await self._ensure_channel(engagement)
         elif engagement.guest_user_id is None:
-            await self._ensure_guest(engagement)
+            engagement = await self._ensure_guest(engagement)
+            # In the same run: one Graph call, not worth a job of its own.
+            await self._ensure_sponsor(engagement)
         elif engagement.sponsor_id is None:
             await self._ensure_sponsor(engagement)
         elif engagement.team_membership_id is None:
@@ -272,8 +274,8 @@ class JobHandlers:
         assert engagement.guest_user_id is not None
         guest, sponsor = engagement.guest_user_id, engagement.requester_id
         try:
-            if sponsor not in await self._directory.list_sponsor_ids(guest):
-                await self._directory.add_sponsor(guest, sponsor)
+            # Idempotent on its own (an existing sponsor is success), so no lookup first.
+            await self._directory.add_sponsor(guest, sponsor)
         except (UserGone, PermanentDirectoryError) as refused:
             return await self._record(
                 engagement,

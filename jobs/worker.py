@@ -222,7 +222,8 @@ class Worker:
         reason = describe_error(exc)
         permanent = is_permanent(exc)
         if not permanent and not isinstance(exc, TransientDirectoryError | TransientDeliveryError):
-            log.exception("job %s (%s) raised unexpectedly", job.id, job.kind.value)
+            # Called after the except block has ended: pass the error for its traceback.
+            log.error("job %s (%s) raised unexpectedly", job.id, job.kind.value, exc_info=exc)
         replication = isinstance(exc, NotYetReplicated)
         max_attempts = (
             self.config.replication_max_attempts if replication else self.config.max_attempts

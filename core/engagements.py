@@ -474,6 +474,30 @@ async def append_audit(
 SYSTEM_ACTOR = Actor(A.SYSTEM_ACTOR_ID, A.SYSTEM_ACTOR_NAME)
 
 
+async def notify_requester_and_approver(
+    tx: Transaction, engagement: Engagement, notice: Notice
+) -> None:
+    """Queue `notice` for the requester, and for the approver when that is someone else."""
+    await enqueue_notice(tx, engagement, engagement.requester_id, notice)
+    if engagement.approver_id and engagement.approver_id != engagement.requester_id:
+        await enqueue_notice(tx, engagement, engagement.approver_id, notice)
+
+
+async def notify_failure(
+    tx: Transaction,
+    engagement: Engagement,
+    admin_ids: frozenset[str],
+    *,
+    requester_notice: Notice,
+    admin_notice: Notice,
+) -> None:
+    """Background work failed for good: the requester is told, and every admin with the reason
+    and the /retry to use."""
+    await enqueue_notice(tx, engagement, engagement.requester_id, requester_notice)
+    for admin_id in sorted(admin_ids):
+        await enqueue_notice(tx, engagement, admin_id, admin_notice)
+
+
 def offboard_job(engagement: Engagement) -> NewJob:
     # One queued or running offboarding step per engagement, like provisioning.
     return NewJob(JobKind.OFFBOARD, engagement.id, dedupe_key=f"offboard:{engagement.id}")

@@ -20,7 +20,14 @@ from core import audit_actions as A
 from core import texts
 from core.clock import Clock
 from core.config import ProgramConfig
-from core.engagements import SYSTEM_ACTOR, append_audit, enqueue_notice, offboard_job
+from core.engagements import (
+    SYSTEM_ACTOR,
+    append_audit,
+    enqueue_notice,
+    notify_failure,
+    notify_requester_and_approver,
+    offboard_job,
+)
 from core.errors import (
     ChannelNameTaken,
     DomainError,
@@ -722,9 +729,7 @@ class LifecycleHandlers:
             current.transition(EngagementState.ENDED, now)
             current.ended_at = now
             current = await tx.engagements.update(current)
-            await enqueue_notice(tx, current, current.requester_id, Notice.ENDED)
-            if current.approver_id and current.approver_id != current.requester_id:
-                await enqueue_notice(tx, current, current.approver_id, Notice.ENDED)
+            await notify_requester_and_approver(tx, current, Notice.ENDED)
             await self._audit(tx, A.OFFBOARDING_COMPLETED, current.id)
             await tx.commit()
 
@@ -736,11 +741,13 @@ class LifecycleHandlers:
             engagement.transition(EngagementState.OFFBOARDING_FAILED, self._clock.now())
             engagement.failure_reason = reason
             engagement = await tx.engagements.update(engagement)
-            await enqueue_notice(
-                tx, engagement, engagement.requester_id, Notice.OFFBOARDING_FAILED
+            await notify_failure(
+                tx,
+                engagement,
+                self._config.admin_ids,
+                requester_notice=Notice.OFFBOARDING_FAILED,
+                admin_notice=Notice.OFFBOARDING_FAILED_ADMIN,
             )
-            for admin_id in sorted(self._config.admin_ids):
-                await enqueue_notice(tx, engagement, admin_id, Notice.OFFBOARDING_FAILED_ADMIN)
             await self._audit(tx, A.OFFBOARDING_FAILED, engagement_id, AuditOutcome.FAILED, reason)
             await tx.commit()
 

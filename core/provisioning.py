@@ -14,7 +14,14 @@ from core import audit_actions as A
 from core import texts
 from core.clock import Clock
 from core.config import ProgramConfig
-from core.engagements import SYSTEM_ACTOR, append_audit, enqueue_notice, provision_job
+from core.engagements import (
+    SYSTEM_ACTOR,
+    append_audit,
+    enqueue_notice,
+    notify_failure,
+    notify_requester_and_approver,
+    provision_job,
+)
 from core.errors import (
     ChannelNameTaken,
     NoConversation,
@@ -337,9 +344,7 @@ class JobHandlers:
             current = await self._reload(tx, engagement.id)
             current.transition(EngagementState.ACTIVE, self._clock.now())
             current = await tx.engagements.update(current)
-            await enqueue_notice(tx, current, current.requester_id, Notice.PROVISIONED)
-            if current.approver_id and current.approver_id != current.requester_id:
-                await enqueue_notice(tx, current, current.approver_id, Notice.PROVISIONED)
+            await notify_requester_and_approver(tx, current, Notice.PROVISIONED)
             await schedule_end(tx, current, self._config, self._clock.now())
             if self._config.invitation_nudge_days > 0 and not current.guest_reused:
                 await tx.jobs.enqueue(
@@ -356,11 +361,13 @@ class JobHandlers:
             engagement.transition(EngagementState.PROVISIONING_FAILED, self._clock.now())
             engagement.failure_reason = reason
             engagement = await tx.engagements.update(engagement)
-            await enqueue_notice(
-                tx, engagement, engagement.requester_id, Notice.PROVISIONING_FAILED
+            await notify_failure(
+                tx,
+                engagement,
+                self._config.admin_ids,
+                requester_notice=Notice.PROVISIONING_FAILED,
+                admin_notice=Notice.PROVISIONING_FAILED_ADMIN,
             )
-            for admin_id in sorted(self._config.admin_ids):
-                await enqueue_notice(tx, engagement, admin_id, Notice.PROVISIONING_FAILED_ADMIN)
             # Whatever the set-up made before it failed goes at the end date (or by /revoke).
             await tx.jobs.enqueue(end_job(engagement, self._config))
             await self._audit(

@@ -9,16 +9,21 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 
 from bot.adapter import BotAuthConfig, create_adapter
+from bot.exports import RedactingAccessLogger, export_routes
 from bot.handler import FreelanceBot
 from bot.http import create_web_app
 from bot.notifier import TeamsNotifier
+from core.admin import AdminService
+from core.admin_rights import AdminRights
 from core.clock import Clock, SystemClock
 from core.config import ProgramConfig
 from core.engagements import EngagementService
+from core.exports import ExportLinks
 from core.lifecycle import LifecycleService
 from core.provisioning import JobHandlers
 from graph.client import GraphSettings, build_graph_client, close_graph_client
@@ -48,6 +53,7 @@ class Components:
     worker: Worker
     bot: FreelanceBot
     simulator: GraphSimulator | None
+    admin: AdminService
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -116,7 +122,14 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         ),
         allowed_tenant_ids=settings.served_tenant_ids,
     )
-    service = EngagementService(storage, clock, config)
+    rights = AdminRights(
+        settings.admin_ids,
+        group_id=settings.admin_group_id or None,
+        directory=directory,
+        clock=clock,
+        ttl=timedelta(seconds=settings.admin_group_cache_s),
+    )
+    service = EngagementService(storage, clock, config, rights=rights)
     notifier = TeamsNotifier(
         adapter, storage, bot_app_id=settings.app_id, today=lambda: config.today(clock.now())
     )
@@ -137,12 +150,34 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
             ),
         ),
     )
-    lifecycle = LifecycleService(storage, clock, config)
-    bot = FreelanceBot(
-        service, clock, lifecycle=lifecycle, config=config, on_work_enqueued=worker.wake
+    lifecycle = LifecycleService(storage, clock, config, rights=rights)
+    export_base_url = settings.export_base_url
+    admin = AdminService(
+        storage,
+        clock,
+        config,
+        rights=rights,
+        lifecycle=lifecycle,
+        export_links=(
+            ExportLinks(settings.export_key(), ttl=timedelta(minutes=settings.export_link_minutes))
+            if export_base_url
+            else None
+        ),
+        report_window_days=settings.report_window_days,
     )
-    app = create_web_app(adapter, bot)
-    app[COMPONENTS] = Components(settings, storage, service, handlers, worker, bot, simulator)
+    bot = FreelanceBot(
+        service,
+        clock,
+        lifecycle=lifecycle,
+        config=config,
+        admin=admin,
+        public_base_url=export_base_url,
+        on_work_enqueued=worker.wake,
+    )
+    app = create_web_app(adapter, bot, extra_routes=export_routes(admin))
+    app[COMPONENTS] = Components(
+        settings, storage, service, handlers, worker, bot, simulator, admin
+    )
 
     async def start_worker(_app: web.Application) -> None:
         if settings.worker_enabled:
@@ -191,7 +226,13 @@ def main() -> None:
         print(dev_mode_banner(settings), flush=True)
     elif not settings.auth_enabled:
         log.warning("ALLOW_UNAUTHENTICATED is on: inbound requests are NOT authenticated.")
-    web.run_app(build_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log_class=RedactingAccessLogger,
+    )
 
 
 if __name__ == "__main__":

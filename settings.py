@@ -6,13 +6,17 @@ small config objects.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+GUID_PATTERN = r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/freelance-connector.db"
 
 
@@ -60,6 +64,18 @@ class Settings(BaseModel):
     allowed_tenant_ids: frozenset[str] = frozenset()
     default_approver: str = ""
     invite_redirect_url: str = "https://teams.microsoft.com"
+
+    # Administration: members of this Entra group are admins too (checked in Graph, the answer
+    # kept ADMIN_GROUP_CACHE_S seconds).
+    admin_group_id: str = ""
+    admin_group_cache_s: float = Field(default=300.0, ge=0, le=86400)
+    # The KPIs' time window (medians and rejection rate of /report).
+    report_window_days: int = Field(default=90, ge=1, le=3650)
+    # /export: the address Teams users reach the app at (links point there), the key that signs
+    # the links (every replica needs the same one), and how long a link works.
+    public_base_url: str = ""
+    export_signing_key: str = Field(default="", repr=False)
+    export_link_minutes: int = Field(default=15, ge=1, le=1440)
 
     # Lifecycle (see core.config.ProgramConfig for what each does).
     program_time_zone: str = "UTC"
@@ -122,6 +138,31 @@ class Settings(BaseModel):
             raise ValueError(f"unknown time zone {value[:40]!r}; use an IANA name") from None
         return value
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+            raise ValueError("must be an https:// address (http only for localhost)")
+        return value
+
+    @field_validator("export_signing_key")
+    @classmethod
+    def _long_key(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("must be at least 32 characters (a random secret)")
+        return value
+
+    @field_validator("admin_group_id")
+    @classmethod
+    def _group_guid(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(
+            r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value
+        ):
+            raise ValueError("must be the group's object id (a GUID)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -143,6 +184,25 @@ class Settings(BaseModel):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.app_id)
+
+    @property
+    def export_base_url(self) -> str:
+        """Where /export links point: PUBLIC_BASE_URL; in dev mode the local port without it;
+        "" (exports off) otherwise."""
+        if self.public_base_url:
+            return self.public_base_url
+        return f"http://127.0.0.1:{self.port}" if self.dev_mode else ""
+
+    def export_key(self) -> bytes:
+        """EXPORT_SIGNING_KEY; else one derived from the bot's password (the same on every
+        replica); else a random key for this process only (links then work only on the
+        replica that made them, and not after a restart)."""
+        if self.export_signing_key:
+            return self.export_signing_key.encode()
+        if self.app_password:
+            label = b"freelance-connector/export-links"
+            return hmac.new(self.app_password.encode(), label, hashlib.sha256).digest()
+        return os.urandom(32)
 
     @property
     def served_tenant_ids(self) -> frozenset[str]:
@@ -262,6 +322,12 @@ ENV_NAMES: dict[str, str] = {
     "allowed_tenant_ids": "ALLOWED_TENANT_IDS",
     "default_approver": "DEFAULT_APPROVER",
     "invite_redirect_url": "INVITE_REDIRECT_URL",
+    "admin_group_id": "ADMIN_GROUP_ID",
+    "admin_group_cache_s": "ADMIN_GROUP_CACHE_S",
+    "report_window_days": "REPORT_WINDOW_DAYS",
+    "public_base_url": "PUBLIC_BASE_URL",
+    "export_signing_key": "EXPORT_SIGNING_KEY",
+    "export_link_minutes": "EXPORT_LINK_MINUTES",
     "program_time_zone": "PROGRAM_TIME_ZONE",
     "end_reminder_days": "END_REMINDER_DAYS",
     "reminder_hour": "REMINDER_HOUR",

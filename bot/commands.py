@@ -1,17 +1,27 @@
 """The command registry: every chat command declared once (name, aliases, usage, description,
-admin-only flag, handler). `/help` and, later, the manifest's command menu are built from it."""
+scopes, admin-only flag, handler, and for paged lists the pager). `/help`, the suggestions for
+mistyped commands and the manifest's command menu (manifest/build.py) are built from it."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from botbuilder.core import TurnContext
 
 from core.model import Actor
 
 CommandHandler = Callable[[TurnContext, Actor, str], Awaitable[None]]
+# A paged list: (turn, actor, arguments without the page, page number) -> the card of that page.
+# Next / Previous on the card come back as an invoke that calls it again.
+Pager = Callable[[TurnContext, Actor, str, int], Awaitable[dict[str, Any]]]
+
+
+class UsageError(Exception):
+    """Raised by a handler for arguments it cannot use: the reply is the command's usage."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class Command:
     admin_only: bool = False
     # Where the command is offered (Teams manifest scopes): personal, team, groupChat.
     scopes: tuple[str, ...] = ("personal", "team", "groupChat")
+    pager: Pager | None = None
 
     @property
     def usage_line(self) -> str:
@@ -47,6 +58,19 @@ class CommandRegistry:
 
     def visible_to(self, *, is_admin: bool) -> list[Command]:
         return [c for c in self._commands if is_admin or not c.admin_only]
+
+    def get(self, name: str) -> Command | None:
+        return next((c for c in self._commands if c.name == name), None)
+
+    def suggest(self, text: str, *, is_admin: bool) -> str | None:
+        """The command the caller most likely meant by an unknown `text` (its first word)."""
+        words = text.split()
+        if not words:
+            return None
+        typed = "/" + words[0].lower().lstrip("/")
+        names = [c.name for c in self.visible_to(is_admin=is_admin)]
+        close = difflib.get_close_matches(typed, names, n=1, cutoff=0.6)
+        return close[0] if close else None
 
     def resolve(self, text: str) -> tuple[Command, str] | None:
         """The command a message asks for and the rest of the text as its arguments.

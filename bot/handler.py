@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 from botbuilder.schema.teams import TeamInfo
 
-from bot.commands import Command, CommandRegistry
+from bot.admin_commands import AdminCommands
+from bot.commands import Command, CommandRegistry, UsageError
 from bot.conversations import (
     actor_of,
     conversation_type,
@@ -27,6 +28,7 @@ from bot.conversations import (
     tenant_id,
     user_conversation_of,
 )
+from bot.replies import card_message, text_card_message
 from cards import verbs
 from cards.common import text_card
 from cards.engagement import approval_card, engagement_list_card, submitted_card
@@ -34,6 +36,7 @@ from cards.help import help_card
 from cards.intake import intake_card
 from cards.lifecycle import end_reminder_card, extension_approval_card, revoke_confirm_card
 from core import texts
+from core.admin import AdminService
 from core.channel_names import suggest_channel_name
 from core.clock import Clock
 from core.config import ProgramConfig
@@ -54,8 +57,7 @@ def _card_response(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=card)
 
 
-def _card_message(card: dict[str, Any]) -> Any:
-    return MessageFactory.attachment(CardFactory.adaptive_card(card))
+_card_message = card_message
 
 
 class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
@@ -66,6 +68,8 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         *,
         lifecycle: LifecycleService,
         config: ProgramConfig | None = None,
+        admin: AdminService | None = None,
+        public_base_url: str = "",
         on_work_enqueued: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__()
@@ -76,6 +80,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         self._on_work_enqueued = on_work_enqueued
         self.commands = CommandRegistry()
         self._register_commands()
+        AdminCommands(admin, clock, self._config, public_base_url).register(self.commands)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -114,8 +119,17 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             )
         )
 
-    def _help_lines(self, actor: Actor | None) -> list[tuple[str, str]]:
-        is_admin = actor is not None and self._service.is_admin(actor)
+    async def _is_admin(self, actor: Actor | None) -> bool:
+        if actor is None:
+            return False
+        try:
+            return await self._service.is_admin(actor)
+        except DomainError:
+            # Graph cannot tell right now: show everyone's commands only.
+            return False
+
+    async def _help_lines(self, actor: Actor | None) -> list[tuple[str, str]]:
+        is_admin = await self._is_admin(actor)
         return [(c.usage_line, c.description) for c in self.commands.visible_to(is_admin=is_admin)]
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
@@ -135,16 +149,34 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         text = (text or "").strip()
         resolved = self.commands.resolve(text)
         if resolved is None:
-            shown = text[:50] if text else texts.EMPTY_MESSAGE
-            await turn_context.send_activity(
-                text_card_message(texts.UNKNOWN_COMMAND.format(text=shown))
-            )
+            await self._unknown_command(turn_context, actor, text)
             return
         command, args = resolved
-        await command.handler(turn_context, actor, args)
+        if _scope(activity) not in command.scopes:
+            message = texts.COMMAND_PERSONAL_ONLY.format(command=command.name)
+            await turn_context.send_activity(text_card_message(message))
+            return
+        try:
+            await command.handler(turn_context, actor, args)
+        except UsageError:
+            message = texts.COMMAND_USAGE.format(
+                usage=command.usage_line, description=command.description
+            )
+            await turn_context.send_activity(text_card_message(message))
+        except DomainError as refusal:
+            await turn_context.send_activity(text_card_message(str(refusal), attention=True))
+
+    async def _unknown_command(self, turn_context: TurnContext, actor: Actor, text: str) -> None:
+        shown = text[:50] if text else texts.EMPTY_MESSAGE
+        suggestion = self.commands.suggest(text[:200], is_admin=await self._is_admin(actor))
+        if suggestion is None:
+            message = texts.UNKNOWN_COMMAND.format(text=shown)
+        else:
+            message = texts.UNKNOWN_COMMAND_SUGGEST.format(text=shown, suggestion=suggestion)
+        await turn_context.send_activity(text_card_message(message))
 
     async def cmd_help(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
-        await turn_context.send_activity(_card_message(help_card(self._help_lines(actor))))
+        await turn_context.send_activity(_card_message(help_card(await self._help_lines(actor))))
 
     async def cmd_request(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
         activity = turn_context.activity
@@ -207,7 +239,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         await self._remember_conversation(turn_context)
         actor = actor_of(turn_context.activity)
         await turn_context.send_activity(
-            _card_message(help_card(self._help_lines(actor), greeting=True))
+            _card_message(help_card(await self._help_lines(actor), greeting=True))
         )
 
     async def on_teams_members_added(
@@ -271,6 +303,8 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 return await self._engagement_action(turn_context, actor, verb, data)
             if verb in LIFECYCLE_VERBS:
                 return await self._lifecycle_action(actor, verb, data)
+            if verb == verbs.LIST_PAGE:
+                return await self._list_page(turn_context, actor, data)
             return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
         except DomainError as problem:
             return _card_response(text_card(str(problem), attention=True))
@@ -327,7 +361,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             )
         if outcome.changed:
             self._on_work_enqueued()
-        elif not self._service.may_view(outcome.engagement, actor, tenant):
+        elif not await self._service.may_view(outcome.engagement, actor, tenant):
             # Refused, and not involved: say why, but show none of the engagement's facts.
             return _card_response(text_card(outcome.message or "", attention=True))
         return _card_response(
@@ -338,6 +372,34 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 refresh_user_ids=refresh_ids,
             )
         )
+
+    async def _list_page(
+        self, turn_context: TurnContext, actor: Actor, data: Mapping[str, Any]
+    ) -> AdaptiveCardInvokeResponse:
+        """Next / Previous on a paged list: the command runs again, rights checked again."""
+        name = data.get(verbs.LIST_COMMAND)
+        command = self.commands.get(name) if isinstance(name, str) else None
+        page = data.get(verbs.LIST_PAGE_NUMBER)
+        args = data.get(verbs.LIST_ARGS, "")
+        if (
+            command is None
+            or command.pager is None
+            or not isinstance(page, int)
+            or isinstance(page, bool)
+            or not isinstance(args, str)
+        ):
+            return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
+        if _scope(turn_context.activity) not in command.scopes:
+            message = texts.COMMAND_PERSONAL_ONLY.format(command=command.name)
+            return _card_response(text_card(message, attention=True))
+        try:
+            card = await command.pager(turn_context, actor, args[:ECHO_LIMIT], page)
+        except UsageError:
+            message = texts.COMMAND_USAGE.format(
+                usage=command.usage_line, description=command.description
+            )
+            return _card_response(text_card(message, attention=True))
+        return _card_response(card)
 
     async def _lifecycle_action(
         self, actor: Actor, verb: str, data: Mapping[str, Any]
@@ -449,5 +511,9 @@ def _engagement_id(value: object) -> int | None:
     return None
 
 
-def text_card_message(text: str, *, attention: bool = False) -> Any:
-    return _card_message(text_card(text, attention=attention))
+# Teams conversation types -> the manifest scopes commands are declared for.
+_SCOPES = {"personal": "personal", "channel": "team", "groupChat": "groupChat"}
+
+
+def _scope(activity: Any) -> str:
+    return _SCOPES.get(conversation_type(activity), "personal")

@@ -276,6 +276,9 @@ def notice_text(engagement: Engagement, notice: Notice, detail: str | None = Non
             values["reason"] = sentence(reason or texts.NO_REASON_GIVEN)
         case Notice.INVITATION_RESENT:
             template = texts.NOTICE_INVITATION_RESENT
+        case Notice.EXTENDED_BY_ADMIN:
+            template = texts.NOTICE_EXTENDED_BY_ADMIN
+            values["admin"] = clip((detail or "").strip() or texts.SOMEONE, SHORT_MAX)
         case _:
             assert_never(notice)
     return template.format(**values)
@@ -297,6 +300,7 @@ _NOTICE_COLORS = {
     Notice.EXTENSION_REJECTED: "warning",
     Notice.PROVISIONED: "good",
     Notice.EXTENDED: "good",
+    Notice.EXTENDED_BY_ADMIN: "good",
     Notice.ENDED: "good",
 }
 

@@ -19,6 +19,8 @@ REVOKE_CANCEL = "lifecycle.revoke_cancel"
 EXTENSION_APPROVE = "lifecycle.extension_approve"
 EXTENSION_REJECT = "lifecycle.extension_reject"
 RESEND_INVITATION = "lifecycle.resend_invitation"
+# --- administration ---
+LIST_PAGE = "admin.page"  # Next / Previous of a paged admin list; data: command, args, page
 
 ALL_VERBS = frozenset(
     {
@@ -34,6 +36,7 @@ ALL_VERBS = frozenset(
         EXTENSION_APPROVE,
         EXTENSION_REJECT,
         RESEND_INVITATION,
+        LIST_PAGE,
     }
 )
 
@@ -41,3 +44,6 @@ ENGAGEMENT_ID = "engagement_id"  # the data key of every engagement action
 REJECT_REASON = "reject_reason"  # the input id of the rejection reason
 NEW_END_DATE = "new_end_date"  # the input id of the extension's end date
 REVOKE_REASON = "revoke_reason"  # the input id of why access is ended early (bot prefills it)
+LIST_COMMAND = "command"  # LIST_PAGE: the command that made the list, e.g. "/requests"
+LIST_ARGS = "args"  # LIST_PAGE: its arguments without the page number
+LIST_PAGE_NUMBER = "page"  # LIST_PAGE: the page to show (1-based)

@@ -53,3 +53,5 @@ INVITATION_PENDING = "lifecycle.invitation_pending"
 INVITATION_ACCEPTED = "lifecycle.invitation_accepted"
 GRAPH_INVITATION_RESENT = "graph.invitation_resent"
 INVITATION_RESEND_REQUESTED = "lifecycle.invitation_resend_requested"
+# --- administration ---
+EXTENDED_BY_ADMIN = "lifecycle.extended_by_admin"

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from core import audit_actions as A
 from core import texts
+from core.admin_rights import AdminRights
 from core.clock import Clock
 from core.config import ProgramConfig
 from core.errors import (
@@ -70,10 +71,18 @@ class Submission:
 
 
 class EngagementService:
-    def __init__(self, storage: Storage, clock: Clock, config: ProgramConfig) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        config: ProgramConfig,
+        *,
+        rights: AdminRights | None = None,
+    ) -> None:
         self._storage = storage
         self._clock = clock
         self._config = config
+        self.rights = rights or AdminRights(config.admin_ids)
         # aad_id -> (what we last stored or found for them, when): skips unchanged users.
         self._seen: OrderedDict[str, tuple[UserConversation, datetime]] = OrderedDict()
 
@@ -289,18 +298,18 @@ class EngagementService:
         async with self._storage.transaction() as tx:
             return await self._get(tx, engagement_id)
 
-    def may_view(self, engagement: Engagement, actor: Actor, tenant_id: str) -> bool:
+    async def may_view(self, engagement: Engagement, actor: Actor, tenant_id: str) -> bool:
         """Only the people involved, and admins, of the engagement's own tenant see it."""
         if engagement.tenant_id != tenant_id:
             return False
         involved = {engagement.requester_id, engagement.approver_id, engagement.decided_by_id}
-        return actor.aad_id in involved or self._config.is_admin(actor.aad_id)
+        return actor.aad_id in involved or await self.rights.is_admin(actor.aad_id)
 
     async def view(self, engagement_id: int, actor: Actor, tenant_id: str) -> Engagement:
         """The engagement, for someone allowed to see it; NotFound otherwise (not even its
         existence is revealed to others)."""
         engagement = await self.get(engagement_id)
-        if not self.may_view(engagement, actor, tenant_id):
+        if not await self.may_view(engagement, actor, tenant_id):
             async with self._storage.transaction() as tx:
                 await self._audit(
                     tx, actor, A.VIEW_REFUSED, engagement_id, AuditOutcome.REFUSED, "not involved"
@@ -316,7 +325,7 @@ class EngagementService:
     async def list_pending(self, actor: Actor, *, limit: int = 50) -> Sequence[Engagement]:
         """Admins only: raises NotAuthorised (and audits the refusal) for anyone else."""
         async with self._storage.transaction() as tx:
-            if not self._config.is_admin(actor.aad_id):
+            if not await self.rights.is_admin(actor.aad_id):
                 await self._audit(
                     tx,
                     actor,
@@ -334,8 +343,8 @@ class EngagementService:
             await tx.commit()
             return pending
 
-    def is_admin(self, actor: Actor) -> bool:
-        return self._config.is_admin(actor.aad_id)
+    async def is_admin(self, actor: Actor) -> bool:
+        return await self.rights.is_admin(actor.aad_id)
 
     # --- admin: retry -----------------------------------------------------------------------
 
@@ -352,7 +361,7 @@ class EngagementService:
     async def _try_retry(self, engagement_id: int, actor: Actor) -> Engagement:
         action = A.COMMAND_PREFIX + "retry"
         async with self._storage.transaction() as tx:
-            if not self._config.is_admin(actor.aad_id):
+            if not await self.rights.is_admin(actor.aad_id):
                 await self._audit(
                     tx, actor, action, engagement_id, AuditOutcome.REFUSED, "not admin"
                 )

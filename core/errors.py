@@ -31,6 +31,10 @@ class DuplicateSubmission(DomainError):
     """The same card submission was stored already (Teams re-delivery or a double click)."""
 
 
+class ServiceUnavailable(DomainError):
+    """Something the answer depends on (e.g. Graph, for admin rights) cannot answer now."""
+
+
 class NoConversation(DomainError):
     """The bot has no conversation with that user (the app is not installed for them)."""
 

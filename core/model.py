@@ -125,6 +125,8 @@ class Engagement:
     decided_by_name: str | None = None
     decided_at: datetime | None = None
     decision_reason: str | None = None
+    # When the engagement became active (provisioning finished); the report's KPIs use it.
+    provisioned_at: datetime | None = None
     failure_reason: str | None = None
     # Identifies the card submission that created this engagement (the requester and the card
     # message), so a re-delivered or double-clicked Submit finds it instead of making another.
@@ -284,3 +286,5 @@ class Notice(enum.StrEnum):
     EXTENDED = "extended"
     EXTENSION_REJECTED = "extension_rejected"  # the job's detail is the approver's reason
     INVITATION_RESENT = "invitation_resent"
+    # --- administration ---
+    EXTENDED_BY_ADMIN = "extended_by_admin"  # the job's detail is the admin's name

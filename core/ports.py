@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import date, datetime
+from typing import Literal, Protocol
 
 from core.model import (
     AuditRecord,
@@ -69,6 +69,28 @@ class EngagementRepository(Protocol):
         (case-insensitively), oldest first."""
         ...
 
+    async def search(
+        self, query: EngagementQuery, *, offset: int, limit: int
+    ) -> Sequence[Engagement]:
+        """One page of the engagements `query` selects, in its order (for admin lists)."""
+        ...
+
+    async def after(self, after_id: int, *, limit: int) -> Sequence[Engagement]:
+        """Up to `limit` engagements with ids above `after_id`, by id (for exports)."""
+        ...
+
+
+@dataclass(frozen=True)
+class EngagementQuery:
+    """Which engagements an admin list shows. None: no condition."""
+
+    states: frozenset[EngagementState] | None = None
+    team_ids: frozenset[str] | None = None
+    ends_on_or_after: date | None = None
+    ends_on_or_before: date | None = None
+    # newest: by id, newest first; ending: by end date, soonest first.
+    order: Literal["newest", "ending"] = "newest"
+
 
 class ConversationRepository(Protocol):
     async def save_user(self, conversation: UserConversation) -> None:
@@ -95,6 +117,45 @@ class AuditLog(Protocol):
         """Oldest first."""
         ...
 
+    async def newest(
+        self, *, engagement_id: int | None, offset: int, limit: int
+    ) -> Sequence[AuditRecord]:
+        """One page of the log, newest first: one engagement's records, or (None) all."""
+        ...
+
+    async def count_for_engagement(self, engagement_id: int) -> int: ...
+
+    async def after(self, after_id: int, *, limit: int) -> Sequence[AuditRecord]:
+        """Up to `limit` records with ids above `after_id`, by id (for exports)."""
+        ...
+
+
+class ProgramFigures(Protocol):
+    """The numbers the program report is made of; each query is served by an index."""
+
+    async def count_by_state(self) -> dict[EngagementState, int]: ...
+
+    async def decisions_since(
+        self, since: datetime
+    ) -> Sequence[tuple[datetime, datetime, EngagementState]]:
+        """(created_at, decided_at, state) of engagements decided at or after `since`."""
+        ...
+
+    async def provisionings_since(self, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+        """(decided_at, provisioned_at) of engagements that became active at or after
+        `since`."""
+        ...
+
+    async def active_freelancers_by_team(self) -> Sequence[tuple[str, int]]:
+        """(team name, distinct freelancer e-mails) over active engagements, most first."""
+        ...
+
+    async def count_active_ending(self, first: date, last: date) -> int:
+        """Active engagements whose end date lies in [first, last]."""
+        ...
+
+    async def count_pending_created_before(self, before: datetime) -> int: ...
+
 
 class JobQueue(Protocol):
     async def enqueue(self, job: NewJob) -> int:
@@ -111,6 +172,7 @@ class Transaction(Protocol):
     conversations: ConversationRepository
     audit: AuditLog
     jobs: JobQueue
+    figures: ProgramFigures
 
     async def commit(self) -> None: ...
 
@@ -261,6 +323,11 @@ class Directory(Protocol):
 
     async def rename_channel(self, team_id: str, channel_id: str, display_name: str) -> None:
         """PATCH the channel's displayName. Raises ChannelNameTaken when the name is taken."""
+        ...
+
+    async def check_member_groups(self, user_id: str, group_ids: Sequence[str]) -> set[str]:
+        """Which of `group_ids` (at most 20) the user is a member of, transitively
+        (POST /users/{id}/checkMemberGroups). An unknown user is a member of none."""
         ...
 
 

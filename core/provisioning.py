@@ -343,6 +343,7 @@ class JobHandlers:
         async with self._storage.transaction() as tx:
             current = await self._reload(tx, engagement.id)
             current.transition(EngagementState.ACTIVE, self._clock.now())
+            current.provisioned_at = current.updated_at
             current = await tx.engagements.update(current)
             await notify_requester_and_approver(tx, current, Notice.PROVISIONED)
             await schedule_end(tx, current, self._config, self._clock.now())

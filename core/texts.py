@@ -260,6 +260,7 @@ NOTICE_OFFBOARDING_FAILED_ADMIN = (
     "Fix the cause, then send /retry {ref} to continue from the step that failed."
 )
 NOTICE_EXTENDED = "{approver} approved the extension: {ref} now ends on {end}."
+NOTICE_EXTENDED_BY_ADMIN = "{admin}, a Freelance Connector admin, moved the end of {ref} to {end}."
 NOTICE_EXTENSION_REJECTED = (
     "{approver} did not approve extending {ref}: {reason} It still ends on {end}."
 )
@@ -342,3 +343,158 @@ CLOSING_ENDED_BY_UNDATED = "{name} ended it: {reason}"
 CLOSING_ENDED_ON = "It ended on {when}: {reason}"
 CLOSING_ACCESS_REMOVED = "{freelancer}'s access to this channel has been removed."
 CLOSING_CHANNEL_KEPT = "The channel stays for the team's records."
+
+# --- administration ---------------------------------------------------------------------------
+UNKNOWN_COMMAND_SUGGEST = "I don't know '{text}'. Did you mean {suggestion}? Type /help for more."
+COMMAND_USAGE = "Usage: {usage}\n{description}"
+COMMAND_PERSONAL_ONLY = (
+    "{command} shows program data, so it only works in our 1:1 chat. Open a chat with "
+    "Freelance Connector and send it there. Nothing was shown here."
+)
+ADMIN_CHECK_UNAVAILABLE = (
+    "I couldn't check your admin rights with Microsoft Graph just now. Please try again in a "
+    "minute. Nothing was changed."
+)
+CMD_REQUESTS_HELP = "All requests, newest first, optionally of one state (admins)"
+CMD_REQUESTS_USAGE = "/requests [STATE] [PAGE]"
+CMD_ACTIVE_HELP = "Active engagements, optionally of one team (admins)"
+CMD_ACTIVE_USAGE = "/active [TEAM]"
+CMD_EXPIRING_HELP = "Active engagements ending within DAYS days (30 if not given) (admins)"
+CMD_EXPIRING_USAGE = "/expiring [DAYS]"
+CMD_SHOW_HELP = "One engagement: its details and timeline (requester, approver or admin)"
+CMD_SHOW_USAGE = "/show FC-12"
+CMD_EXTEND_HELP = "Move an active engagement's end date to a later date (admins)"
+CMD_EXTEND_USAGE = "/extend FC-12 YYYY-MM-DD"
+CMD_AUDIT_HELP = "The audit log: of one engagement, or the last N records (admins)"
+CMD_AUDIT_USAGE = "/audit [FC-12 | last N]"
+CMD_REPORT_HELP = "The program's KPIs (admins)"
+CMD_EXPORT_HELP = "Download engagements and the audit log as CSV files (admins)"
+CMD_EXPORT_USAGE = "/export [engagements | audit]"
+REQUESTS_STATE_UNKNOWN = "'{state}' is not a state I know. Use one of: {states}."
+PAGE_INVALID = "Pages are numbered from 1 to {max}."
+EXPIRING_DAYS_INVALID = "Give the number of days as a whole number from 0 to {max}."
+AUDIT_LAST_INVALID = "I can show the last 1 to {max} audit records."
+TEAM_UNKNOWN = "I don't know a team called '{team}'. Teams I'm installed in: {teams}."
+TEAM_AMBIGUOUS = "Several teams match '{team}': {teams}. Give the full name."
+NO_TEAMS_KNOWN = "none yet"
+EXTENDED_BY_ADMIN_REPLY = "{ref} now ends on {end} (was {previous}). I told {requester}."
+EXPORT_NOT_CONFIGURED = (
+    "Exports are not set up: the deployer must set PUBLIC_BASE_URL (the address Teams reaches "
+    "the bot at) so I can give you a download link."
+)
+EXPORT_LINK_INVALID = "This export link is not valid. Send /export again for a new one."
+EXPORT_LINK_EXPIRED = "This export link has expired. Send /export again for a new one."
+EXPORT_FORBIDDEN = "This export link belongs to someone who is no longer an admin."
+
+# Card texts of the admin commands.
+REQUESTS_TITLE = "Requests"
+REQUESTS_TITLE_STATE = "Requests: {states}"
+ACTIVE_TITLE = "Active engagements"
+ACTIVE_TITLE_TEAM = "Active engagements in {team}"
+EXPIRING_TITLE = "Ending within {days} days"
+LIST_EMPTY = "Nothing to show."
+LIST_PAGE = "Page {page}"
+LIST_NEXT = "Next"
+LIST_PREVIOUS = "Previous"
+AUDIT_TITLE = "Audit log: last {last}"
+AUDIT_TITLE_ENGAGEMENT = "Audit log: {ref}"
+AUDIT_EMPTY = "No audit records."
+AUDIT_REFUSED = "refused"
+AUDIT_FAILED = "failed"
+TIMELINE_TITLE = "Timeline"
+TIMELINE_EARLIER = "{count} earlier records are not shown: /audit {ref} lists them all."
+REPORT_TITLE = "Freelance program report"
+REPORT_GENERATED = "As of {at} UTC. Times and rates cover the last {days} days."
+REPORT_BY_STATE = "Engagements by state"
+REPORT_TOTAL = "Total"
+REPORT_MEDIAN_DECISION = "Median time from request to decision"
+REPORT_MEDIAN_PROVISIONED = "Median time from approval to access ready"
+REPORT_REJECTION_RATE = "Rejection rate"
+REPORT_RATE_VALUE = "{percent} ({rejected} of {decided})"
+REPORT_ENDING = "Ending in the next {days} days"
+REPORT_WAITING = "Requests waiting more than {hours} hours"
+REPORT_ACTIVE_BY_TEAM = "Active freelancers by team"
+REPORT_NO_DATA = "no data yet"
+REPORT_NONE_ACTIVE = "No active freelancers."
+EXPORT_TITLE = "Export"
+EXPORT_BODY = (
+    "Your CSV files are ready. The links work for you only, until {expires} UTC; after that, "
+    "send /export again."
+)
+EXPORT_ENGAGEMENTS = "Download engagements (CSV)"
+EXPORT_AUDIT = "Download the audit log (CSV)"
+
+# --- admin cards -------------------------------------------------------------------------------
+# A row of an admin list: when an active engagement ends, and who and where.
+ROW_PEOPLE = "{freelancer} · {team}"
+ROW_ENDS_IN_DAYS = "Ends in {days} days, on {date}"
+ROW_ENDS_TOMORROW = "Ends tomorrow, {date}"
+ROW_ENDS_TODAY = "Ends today, {date}"
+ROW_ENDS_OVERDUE = "Was due to end {date}"
+# An audit record: when, (which engagement,) who; its action marked when refused or failed.
+AUDIT_ROW_META = "{time} · {actor}"
+AUDIT_ROW_META_REF = "{time} · {ref} · {actor}"
+AUDIT_ROW_OUTCOME = "{action}: {outcome}"
+# An audit record's action: its label, else the raw action name; "command.X" reads "/X command".
+AUDIT_COMMAND_LABEL = "/{command} command"
+AUDIT_ACTION_LABELS = {
+    "engagement.submitted": "Request submitted",
+    "engagement.approved": "Request approved",
+    "engagement.rejected": "Request rejected",
+    "engagement.decision_refused": "Decision refused",
+    "engagement.view_refused": "Viewing refused",
+    "approval.routed": "Approver found",
+    "approval.card_sent": "Approval card sent",
+    "approval.card_undeliverable": "Approval card undeliverable",
+    "approval.routing_failed": "Finding the approver failed",
+    "graph.channel_created": "Channel created",
+    "graph.channel_found": "Existing channel used",
+    "graph.guest_invited": "Guest invited",
+    "graph.guest_reused": "Existing guest used",
+    "graph.team_member_added": "Added to the team",
+    "graph.channel_member_added": "Added to the channel",
+    "teams.welcome_posted": "Welcome posted",
+    "provisioning.completed": "Set-up completed",
+    "provisioning.failed": "Set-up failed",
+    "provisioning.retried": "Set-up retried",
+    "notice.undeliverable": "Notice undeliverable",
+    "graph.guest_reenabled": "Guest account re-enabled",
+    "graph.sponsor_added": "Sponsor recorded",
+    "lifecycle.end_reminder_sent": "End reminder sent",
+    "lifecycle.let_it_end": "Chose to let it end",
+    "lifecycle.extension_requested": "Extension requested",
+    "lifecycle.extension_card_sent": "Extension card sent",
+    "lifecycle.extension_approved": "Extension approved",
+    "lifecycle.extension_rejected": "Extension rejected",
+    "lifecycle.extension_dropped": "Extension dropped",
+    "lifecycle.refused": "Lifecycle action refused",
+    "offboarding.started": "Removing access started",
+    "offboarding.completed": "Access removed",
+    "offboarding.failed": "Removing access failed",
+    "offboarding.retried": "Removing access retried",
+    "graph.channel_member_removed": "Removed from the channel",
+    "graph.team_member_removed": "Removed from the team",
+    "graph.team_member_kept": "Kept in the team",
+    "graph.guest_disabled": "Guest account disabled",
+    "graph.guest_kept": "Guest account kept",
+    "graph.guest_deleted": "Guest account deleted",
+    "graph.channel_renamed": "Channel renamed",
+    "teams.closing_note_posted": "Closing note posted",
+    "lifecycle.invitation_pending": "Invitation not accepted yet",
+    "lifecycle.invitation_accepted": "Invitation accepted",
+    "graph.invitation_resent": "Invitation resent",
+    "lifecycle.invitation_resend_requested": "Invitation resend requested",
+    "lifecycle.extended_by_admin": "Extended by an admin",
+}
+# The program report: medians with how many they cover, durations ("2 d 4 h"), percentages.
+REPORT_FIGURES = "Key figures"
+REPORT_MEDIAN_DECIDED = "{duration} ({count} decided)"
+REPORT_MEDIAN_SET_UP = "{duration} ({count} set up)"
+REPORT_PERCENT = "{value}%"
+REPORT_MORE_TEAMS = "and {count} more teams"
+REPORT_MORE_TEAM = "and 1 more team"
+REPORT_UNNAMED_TEAM = "(no name)"
+DURATION_DAYS = "{count} d"
+DURATION_HOURS = "{count} h"
+DURATION_MINUTES = "{count} min"
+DURATION_SECONDS = "{count} s"

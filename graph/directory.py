@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,6 +34,9 @@ from msgraph.generated.teams.item.channels.item.members.members_request_builder 
 from msgraph.generated.teams.item.members.members_request_builder import (
     MembersRequestBuilder as TeamMembersRequestBuilder,
 )
+from msgraph.generated.users.item.check_member_groups import (
+    check_member_groups_post_request_body as check_member_groups_body,
+)
 from msgraph.generated.users.item.manager.manager_request_builder import ManagerRequestBuilder
 from msgraph.generated.users.item.sponsors.sponsors_request_builder import SponsorsRequestBuilder
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
@@ -62,6 +65,8 @@ CHANNEL_FIELDS = ["id", "displayName", "description", "membershipType"]
 _PREFER_ENUMS = ("Prefer", "include-unknown-enum-members")
 _MEMBER_ODATA_TYPE = "#microsoft.graph.aadUserConversationMember"
 _TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+# POST /users/{id}/checkMemberGroups takes at most 20 group ids per request (Learn).
+MAX_GROUPS_PER_CHECK = 20
 _MAX_DETAIL = 300
 
 
@@ -150,6 +155,10 @@ RESEND_INVITATION = Operation(
     "send the freelancer the invitation again",
     "User.Invite.All",
     forbidden_hint=INVITE_GUEST.forbidden_hint,
+)
+CHECK_MEMBER_GROUPS = Operation(
+    "check which groups a user is a member of",
+    "GroupMember.Read.All together with User.Read.All (or Directory.Read.All)",
 )
 RENAME_CHANNEL = Operation(
     "rename the private channel",
@@ -580,6 +589,31 @@ class GraphDirectory:
         if user is None:
             raise self._unexpected(GET_INVITATION_STATE, "the user")
         return user.external_user_state or None
+
+    async def check_member_groups(self, user_id: str, group_ids: Sequence[str]) -> set[str]:
+        """The given group ids the user is a member of, transitively (nested security groups;
+        a team's members are members of its group). More than 20 ids go in several requests;
+        none makes no request; an unknown user (404) is a member of none. Ids compare
+        case-insensitively and come back as the caller spelt them."""
+        if isinstance(group_ids, str):
+            raise TypeError("group_ids must be a sequence of group ids, not a string")
+        # One request per 20 distinct ids (GUIDs are case-insensitive).
+        distinct: dict[str, str] = {}
+        for group_id in group_ids:
+            distinct.setdefault(group_id.lower(), group_id)
+        unique = list(distinct.values())
+        if not unique:
+            return set()
+        check = self._client.users.by_user_id(user_id).check_member_groups
+        member_of: set[str] = set()
+        for start in range(0, len(unique), MAX_GROUPS_PER_CHECK):
+            chunk = unique[start : start + MAX_GROUPS_PER_CHECK]
+            body = check_member_groups_body.CheckMemberGroupsPostRequestBody(group_ids=chunk)
+            answer = await self._lookup(CHECK_MEMBER_GROUPS, check.post(body))
+            if answer is None:
+                return set()  # 404: no such user (any more), so a member of no group
+            member_of.update(g.lower() for g in answer.value or [])
+        return {g for g in group_ids if g.lower() in member_of}
 
     # --- channels -------------------------------------------------------------------------
 

@@ -4,13 +4,16 @@ Faithful to /work/shared/platform/graph-teams-facts.md sections A1-A10, A13 and 
 JSON shapes and error body, channel-name rules, app-only private-channel rules,
 team-before-channel membership, guest roles, replication delay after an invitation, offboarding
 (membership removal, disabling and soft-deleting users), sponsors and the guest's invitation
-redemption state. Every token is treated as an application (app-only) token. Used by dev mode
-and by the tests; state lives in memory.
+redemption state. Also security groups (nestable) and the transitive group-membership check
+POST /users/{id}/checkMemberGroups (Learn "user: checkMemberGroups"); a team is a Microsoft 365
+group whose members are its team members. Every token is treated as an application (app-only)
+token. Used by dev mode and by the tests; state lives in memory.
 
-Test control happens through the Python API (seed, add_user, add_team, inject_fault,
-set_limits, set_faults, redeem_invitation, ...); `requests` records every request that reached
-the server, with its answer. With `control_api=True` a small HTTP control API under /_control
-does the same for a simulator in another process (seed, config, redeem, requests, state).
+Test control happens through the Python API (seed, add_user, add_team, add_group,
+add_group_member, inject_fault, set_limits, set_faults, redeem_invitation, ...); `requests`
+records every request that reached the server, with its answer. With `control_api=True` a
+small HTTP control API under /_control does the same for a simulator in another process (seed,
+config, redeem, requests, state).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -53,6 +56,9 @@ _REFERENCE_EXISTS = (
 )
 _USER_TYPE = "#microsoft.graph.user"
 _GROUP_TYPE = "#microsoft.graph.group"
+# checkMemberGroups takes at most this many group ids per request (Learn).
+MAX_CHECK_MEMBER_GROUPS = 20
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Guests' invitation redemption state, `externalUserState` (facts F).
 PENDING_ACCEPTANCE = "PendingAcceptance"
 ACCEPTED = "Accepted"
@@ -161,6 +167,16 @@ class SimTeam:
     @property
     def thread_id(self) -> str:
         return self.channels[0].id
+
+
+@dataclass
+class SimGroup:
+    """A security group: members are user ids and (nested) security group ids. Microsoft 365
+    groups (teams) cannot be members of other groups, nor contain groups."""
+
+    id: str
+    display_name: str
+    member_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -309,6 +325,7 @@ class GraphSimulator:
         self.requests: list[RecordedRequest] = []
         self._users: dict[str, SimUser] = {}
         self._teams: dict[str, SimTeam] = {}
+        self._groups: dict[str, SimGroup] = {}  # security groups; teams are groups too
         self._invitations: list[SimInvitation] = []
         # Soft-deleted users, restorable for 30 days in Entra (facts A10); restore is not modelled.
         self._deleted_users: dict[str, SimUser] = {}
@@ -398,8 +415,8 @@ class GraphSimulator:
     ) -> str:
         """A team with its General channel; owners and members are user ids."""
         team_id = id or _new_guid()
-        if team_id in self._teams:
-            raise ValueError(f"team {team_id} exists")
+        if team_id in self._teams or self._security_group(team_id) is not None:
+            raise ValueError(f"a team or group {team_id} exists")
         team = SimTeam(id=team_id, display_name=display_name)
         team.channels.append(
             SimChannel(
@@ -468,6 +485,54 @@ class GraphSimulator:
         if sponsor_id not in sponsors:
             sponsors.append(sponsor_id)
 
+    def add_group(
+        self,
+        group_id: str | None = None,
+        display_name: str = "Security group",
+        member_ids: Sequence[str] = (),
+    ) -> str:
+        """A security group made outside Graph (for arranging a test); returns its id.
+
+        Members are user ids or ids of other security groups (nesting). A team (a Microsoft 365
+        group) cannot be a member: Entra does not nest Microsoft 365 groups."""
+        new_id = group_id or _new_guid()
+        if not _GUID.fullmatch(new_id):
+            raise ValueError(f"group id {new_id!r} is not a GUID, as Entra object ids are")
+        lowered = new_id.lower()
+        if (
+            self._security_group(new_id) is not None
+            or any(t.lower() == lowered for t in self._teams)
+            or self._find_user(new_id) is not None
+        ):
+            raise ValueError(f"a directory object {new_id} exists")
+        if isinstance(member_ids, str):
+            raise TypeError("member_ids must be a sequence of ids, not a string")
+        group = SimGroup(id=new_id, display_name=display_name)
+        # Members are checked before the group exists, so it cannot contain itself.
+        group.member_ids = list(dict.fromkeys(self._group_member_id(m) for m in member_ids))
+        self._groups[new_id] = group
+        return new_id
+
+    def add_group_member(self, group_id: str, member_id: str) -> None:
+        """Add a user or a security group (nesting) to a security group; already a member is
+        quiet."""
+        group = self._require_group(group_id)
+        canonical = self._group_member_id(member_id)
+        if canonical == group.id:
+            raise ValueError(f"group {group.id} cannot be a member of itself")
+        if canonical not in group.member_ids:
+            group.member_ids.append(canonical)
+
+    def remove_group_member(self, group_id: str, member_id: str) -> None:
+        """Remove a direct member (user or group) from a security group."""
+        group = self._require_group(group_id)
+        lowered = member_id.lower()
+        for existing in group.member_ids:
+            if existing.lower() == lowered:
+                group.member_ids.remove(existing)
+                return
+        raise KeyError(f"{member_id} is not a member of group {group.id}")
+
     def redeem_invitation(self, user_id: str) -> None:
         """The guest redeems its invitation in a browser (there is no API for it, facts A1):
         `externalUserState` becomes Accepted."""
@@ -481,12 +546,16 @@ class GraphSimulator:
         *,
         users: Iterable[Mapping[str, Any]] = (),
         teams: Iterable[Mapping[str, Any]] = (),
+        groups: Iterable[Mapping[str, Any]] = (),
     ) -> None:
-        """Bulk add_user / add_team; each mapping holds that method's keyword arguments."""
+        """Bulk add_user / add_team / add_group (in that order; a group may name groups
+        listed before it); each mapping holds that method's keyword arguments."""
         for spec in users:
             self.add_user(**spec)
         for spec in teams:
             self.add_team(**spec)
+        for spec in groups:
+            self.add_group(**spec)
 
     def inject_fault(
         self,
@@ -671,6 +740,10 @@ class GraphSimulator:
         """Soft-deleted users (Entra's deleted items), by id, with `deleted_date_time`."""
         return copy.deepcopy(self._deleted_users)
 
+    def group_members(self, group_id: str) -> list[str]:
+        """Direct members (user and group ids) of a security group, in the order added."""
+        return list(self._require_group(group_id).member_ids)
+
     def sponsors(self, user_id: str) -> list[str]:
         """Ids of the user's sponsors, in the order they were added."""
         return list(self._require_user(user_id).sponsor_ids)
@@ -693,6 +766,49 @@ class GraphSimulator:
             return self._teams[team_id]
         except KeyError:
             raise KeyError(f"no team {team_id}") from None
+
+    def _security_group(self, group_id: str) -> SimGroup | None:
+        found = self._groups.get(group_id)
+        if found is not None:
+            return found
+        lowered = group_id.lower()
+        for group in self._groups.values():
+            if group.id.lower() == lowered:
+                return group
+        return None
+
+    def _require_group(self, group_id: str) -> SimGroup:
+        group = self._security_group(group_id)
+        if group is None:
+            raise KeyError(f"no group {group_id}")
+        return group
+
+    def _group_member_id(self, member_id: str) -> str:
+        """The canonical id of a user or security group that may join a security group."""
+        if (user := self._find_user(member_id)) is not None:
+            return user.id
+        if (group := self._security_group(member_id)) is not None:
+            return group.id
+        if any(t.lower() == member_id.lower() for t in self._teams):
+            raise ValueError(
+                f"{member_id} is a team (a Microsoft 365 group); Microsoft 365 groups cannot "
+                "be members of other groups"
+            )
+        raise KeyError(f"no user or group {member_id}")
+
+    def _groups_of(self, object_id: str) -> set[str]:
+        """Ids of every group `object_id` (a user or a security group) is a member of,
+        transitively: teams (Microsoft 365 groups, direct members only) and security groups
+        through any depth of nesting."""
+        found = {team.id for team in self._teams.values() if object_id in team.members}
+        frontier = [object_id]
+        while frontier:
+            member = frontier.pop()
+            for group in self._groups.values():
+                if member in group.member_ids and group.id not in found:
+                    found.add(group.id)
+                    frontier.append(group.id)
+        return found
 
     @staticmethod
     def _require_channel(team: SimTeam, channel_id: str) -> SimChannel:
@@ -744,6 +860,9 @@ class GraphSimulator:
             team.members.pop(user.id, None)
             for channel in team.channels:
                 channel.members.pop(user.id, None)
+        for group in self._groups.values():
+            if user.id in group.member_ids:
+                group.member_ids.remove(user.id)
 
     def _find_user(self, key: str) -> SimUser | None:
         if key in self._users:
@@ -780,6 +899,10 @@ class GraphSimulator:
         app.router.add_get(f"{p}/users/{{user_id}}/manager", self._get_manager)
         app.router.add_get(f"{p}/users/{{user_id}}/sponsors", self._list_sponsors)
         app.router.add_post(f"{p}/users/{{user_id}}/sponsors/$ref", self._post_sponsor_ref)
+        app.router.add_post(f"{p}/users/{{user_id}}/checkMemberGroups", self._check_member_groups)
+        app.router.add_post(
+            f"{p}/directoryObjects/{{object_id}}/checkMemberGroups", self._check_member_groups
+        )
         app.router.add_post(f"{p}/invitations", self._post_invitation)
         app.router.add_get(f"{p}/teams/{{team_id}}/channels", self._list_channels)
         app.router.add_post(f"{p}/teams/{{team_id}}/channels", self._post_channel)
@@ -804,16 +927,22 @@ class GraphSimulator:
     # --- control API (HTTP, for a simulator in another process) ----------------------------
 
     async def _control_seed(self, request: web.Request) -> web.Response:
-        """Body: {"users": [add_user kwargs], "teams": [add_team kwargs]}."""
+        """Body: {"users": [add_user kwargs], "teams": [add_team kwargs], "groups":
+        [add_group kwargs]}."""
         body = await request.json()
-        before_users, before_teams = set(self._users), set(self._teams)
-        self.seed(users=body.get("users", ()), teams=body.get("teams", ()))
-        return web.json_response(
-            {
-                "users": [u for u in self._users if u not in before_users],
-                "teams": [t for t in self._teams if t not in before_teams],
-            }
+        before = (set(self._users), set(self._teams), set(self._groups))
+        self.seed(
+            users=body.get("users", ()),
+            teams=body.get("teams", ()),
+            groups=body.get("groups", ()),
         )
+        made: dict[str, list[str]] = {
+            "users": [u for u in self._users if u not in before[0]],
+            "teams": [t for t in self._teams if t not in before[1]],
+        }
+        if "groups" in body:  # only then, so older callers see the answer they know
+            made["groups"] = [g for g in self._groups if g not in before[2]]
+        return web.json_response(made)
 
     async def _control_config(self, request: web.Request) -> web.Response:
         """Body: any of "limits" ("documented" or null), "latency_s", "fault_rate",
@@ -892,6 +1021,7 @@ class GraphSimulator:
                     for u in self._users.values()
                     if u.external_user_state is not None
                 },
+                "groups": {g.id: list(g.member_ids) for g in self._groups.values()},
             }
         )
 
@@ -1328,6 +1458,74 @@ class GraphSimulator:
             raise GraphHttpError(400, "Request_BadRequest", _REFERENCE_EXISTS)
         user.sponsor_ids.append(sponsor.id)
         return web.Response(status=204)
+
+    # --- group membership checks ----------------------------------------------------------
+
+    def _check_subject(self, request: web.Request) -> str:
+        """The id of the object whose memberships are checked: a user (by id or UPN) under
+        /users, a user or a group under /directoryObjects; 404 when there is none."""
+        if "user_id" in request.match_info:
+            return self._live_user(request).id
+        key = request.match_info["object_id"]
+        if (user := self._find_user(key)) is not None:
+            return user.id
+        if (group := self._security_group(key)) is not None:
+            return group.id
+        for team_id in self._teams:
+            if team_id.lower() == key.lower():
+                return team_id  # a Microsoft 365 group: a member of no group
+        raise self._user_not_found(key)
+
+    @staticmethod
+    def _requested_group_ids(body: Mapping[str, Any]) -> list[str]:
+        unknown = sorted(set(body) - {"groupIds"})
+        if unknown:
+            raise GraphHttpError(
+                400,
+                "BadRequest",
+                f"The parameter '{unknown[0]}' in the request payload is not a valid parameter "
+                "for the operation 'checkMemberGroups'.",
+            )
+        ids = body.get("groupIds")
+        if not isinstance(ids, list) or any(not isinstance(i, str) for i in ids):
+            raise GraphHttpError(
+                400,
+                "Request_BadRequest",
+                "The parameter 'groupIds' is required and must be a collection of strings.",
+            )
+        if not 1 <= len(ids) <= MAX_CHECK_MEMBER_GROUPS:
+            raise GraphHttpError(
+                400,
+                "Request_BadRequest",
+                f"The 'groupIds' collection must contain between 1 and "
+                f"{MAX_CHECK_MEMBER_GROUPS} group ids; it has {len(ids)}.",
+            )
+        for group_id in ids:
+            if not _GUID.fullmatch(group_id):
+                raise GraphHttpError(
+                    400, "Request_BadRequest", f"Invalid object identifier '{group_id}'."
+                )
+        return ids
+
+    async def _check_member_groups(self, request: web.Request) -> web.Response:
+        """POST /users/{id}/checkMemberGroups (and /directoryObjects/{id}/...) {"groupIds":
+        [1..20 ids]} → 200 {"value": the subset the object is a member of, transitively}.
+        Ids of groups that do not exist are simply not in the answer."""
+        self._check_query_options(request, set())
+        subject = self._check_subject(request)
+        requested = self._requested_group_ids(self._body(request))
+        memberships = {g.lower(): g for g in self._groups_of(subject)}
+        value: list[str] = []
+        for group_id in requested:
+            found = memberships.get(group_id.lower())
+            if found is not None and found not in value:
+                value.append(found)
+        return self._json(
+            {
+                "@odata.context": self._context(request, "Collection(Edm.String)"),
+                "value": value,
+            }
+        )
 
     # --- invitations ----------------------------------------------------------------------
 

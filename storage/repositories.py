@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +34,11 @@ from core.model import (
 from core.ports import (
     AuditLog,
     ConversationRepository,
+    EngagementQuery,
     EngagementRepository,
     JobQueue,
     JobStore,
+    ProgramFigures,
     Storage,
     Transaction,
 )
@@ -72,7 +74,8 @@ _ENGAGEMENT_COLUMNS = tuple(
 )
 
 
-def _engagement_values(engagement: Engagement) -> dict[str, Any]:
+def engagement_columns(engagement: Engagement) -> dict[str, Any]:
+    """The engagement as column values (without id and version): for bulk loads too."""
     values = {name: getattr(engagement, name) for name in _ENGAGEMENT_COLUMNS}
     values["state"] = engagement.state.value
     message = engagement.approval_message
@@ -114,7 +117,7 @@ class SqlEngagementRepository:
             raise ValueError(f"{engagement.ref} is stored already; use update()")
         statement = (
             _insert(self._connection, engagements)
-            .values(**_engagement_values(engagement), version=1)
+            .values(**engagement_columns(engagement), version=1)
             .on_conflict_do_nothing(index_elements=[engagements.c.submission_key])
             .returning(engagements.c.id)
         )
@@ -161,7 +164,7 @@ class SqlEngagementRepository:
             sa.update(engagements)
             .where(engagements.c.id == engagement.id)
             .where(engagements.c.version == engagement.version)
-            .values(**_engagement_values(engagement), version=engagements.c.version + 1)
+            .values(**engagement_columns(engagement), version=engagements.c.version + 1)
         )
         if result.rowcount != 1:
             raise StaleVersion(f"{engagement_ref(engagement.id)} was changed by someone else.")
@@ -205,8 +208,97 @@ class SqlEngagementRepository:
             match = sa.or_(match, c.guest_user_id == guest_user_id)
         return await self._list(sa.select(engagements).where(match).order_by(c.id))
 
+    async def search(
+        self, query: EngagementQuery, *, offset: int, limit: int
+    ) -> Sequence[Engagement]:
+        """Served by the (state, team_id, id) and (state, end_date, id) indexes: the page is
+        read in index order, so its cost grows with the offset, not with the table."""
+        c = engagements.c
+        select = sa.select(engagements)
+        if query.states is not None:
+            select = select.where(c.state.in_(sorted(state.value for state in query.states)))
+        if query.team_ids is not None:
+            select = select.where(c.team_id.in_(sorted(query.team_ids)))
+        if query.ends_on_or_after is not None:
+            select = select.where(c.end_date >= query.ends_on_or_after)
+        if query.ends_on_or_before is not None:
+            select = select.where(c.end_date <= query.ends_on_or_before)
+        if query.order == "ending":
+            select = select.order_by(c.end_date, c.id)
+        else:
+            select = select.order_by(c.id.desc())
+        return await self._list(select.offset(offset).limit(limit))
+
+    async def after(self, after_id: int, *, limit: int) -> Sequence[Engagement]:
+        return await self._list(
+            sa.select(engagements)
+            .where(engagements.c.id > after_id)
+            .order_by(engagements.c.id)
+            .limit(limit)
+        )
+
     async def _list(self, query: sa.Select[Any]) -> list[Engagement]:
         return [_engagement(row) for row in await self._connection.execute(query)]
+
+
+class SqlProgramFigures:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def count_by_state(self) -> dict[EngagementState, int]:
+        # An index-only scan of (state, created_at).
+        rows = await self._connection.execute(
+            sa.select(engagements.c.state, sa.func.count()).group_by(engagements.c.state)
+        )
+        return {EngagementState(state): count for state, count in rows}
+
+    async def decisions_since(
+        self, since: datetime
+    ) -> Sequence[tuple[datetime, datetime, EngagementState]]:
+        c = engagements.c
+        rows = await self._connection.execute(
+            sa.select(c.created_at, c.decided_at, c.state).where(c.decided_at >= since)
+        )
+        return [(created, decided, EngagementState(state)) for created, decided, state in rows]
+
+    async def provisionings_since(self, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+        c = engagements.c
+        rows = await self._connection.execute(
+            sa.select(c.decided_at, c.provisioned_at)
+            .where(c.provisioned_at >= since)
+            .where(c.decided_at.is_not(None))
+        )
+        return [(decided, provisioned) for decided, provisioned in rows]
+
+    async def active_freelancers_by_team(self) -> Sequence[tuple[str, int]]:
+        c = engagements.c
+        freelancers = sa.func.count(sa.distinct(sa.func.lower(c.freelancer_email)))
+        rows = await self._connection.execute(
+            sa.select(sa.func.min(c.team_name), freelancers)
+            .where(c.state == EngagementState.ACTIVE.value)
+            .group_by(c.team_id)
+            .order_by(freelancers.desc(), sa.func.min(c.team_name))
+        )
+        return [(name, count) for name, count in rows]
+
+    async def count_active_ending(self, first: date, last: date) -> int:
+        c = engagements.c
+        query = (
+            sa.select(sa.func.count())
+            .where(c.state == EngagementState.ACTIVE.value)
+            .where(c.end_date >= first)
+            .where(c.end_date <= last)
+        )
+        return int((await self._connection.execute(query)).scalar_one())
+
+    async def count_pending_created_before(self, before: datetime) -> int:
+        c = engagements.c
+        query = (
+            sa.select(sa.func.count())
+            .where(c.state == EngagementState.PENDING_APPROVAL.value)
+            .where(c.created_at < before)
+        )
+        return int((await self._connection.execute(query)).scalar_one())
 
 
 # --- conversations -------------------------------------------------------------------------------
@@ -270,11 +362,37 @@ class SqlAuditLog:
         await self._connection.execute(sa.insert(audit_log).values(**values))
 
     async def list_for_engagement(self, engagement_id: int) -> Sequence[AuditRecord]:
-        query = (
+        return await self._records(
             sa.select(audit_log)
             .where(audit_log.c.engagement_id == engagement_id)
             .order_by(audit_log.c.at, audit_log.c.id)
         )
+
+    async def newest(
+        self, *, engagement_id: int | None, offset: int, limit: int
+    ) -> Sequence[AuditRecord]:
+        # Newest by id (the order records were written in): the primary key, or
+        # (engagement_id, id), read backwards.
+        query = sa.select(audit_log)
+        if engagement_id is not None:
+            query = query.where(audit_log.c.engagement_id == engagement_id)
+        return await self._records(
+            query.order_by(audit_log.c.id.desc()).offset(offset).limit(limit)
+        )
+
+    async def count_for_engagement(self, engagement_id: int) -> int:
+        query = sa.select(sa.func.count()).where(audit_log.c.engagement_id == engagement_id)
+        return int((await self._connection.execute(query)).scalar_one())
+
+    async def after(self, after_id: int, *, limit: int) -> Sequence[AuditRecord]:
+        return await self._records(
+            sa.select(audit_log)
+            .where(audit_log.c.id > after_id)
+            .order_by(audit_log.c.id)
+            .limit(limit)
+        )
+
+    async def _records(self, query: sa.Select[Any]) -> list[AuditRecord]:
         return [
             AuditRecord(**{**row._mapping, "outcome": AuditOutcome(row.outcome)})
             for row in await self._connection.execute(query)
@@ -648,6 +766,7 @@ class SqlTransaction:
     conversations: ConversationRepository
     audit: AuditLog
     jobs: JobQueue
+    figures: ProgramFigures
 
     def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self._connection = connection
@@ -655,6 +774,7 @@ class SqlTransaction:
         self.conversations = SqlConversationRepository(connection)
         self.audit = SqlAuditLog(connection)
         self.jobs = SqlJobQueue(connection, clock)
+        self.figures = SqlProgramFigures(connection)
 
     async def commit(self) -> None:
         await self._connection.commit()

@@ -101,13 +101,21 @@ engagements = sa.Table(
     # The offboarding steps done so far, as a JSON list of their names.
     sa.Column("offboarding_done", sa.JSON, nullable=False, server_default="[]"),
     sa.Column("invitation_nudges", sa.Integer, nullable=False, server_default="0"),
+    # Administration (migration 0003).
+    sa.Column("provisioned_at", UTCDateTime, nullable=True),
     sa.Index("ix_engagements_requester_id", "requester_id"),
-    sa.Index("ix_engagements_state", "state"),
     sa.Index("ix_engagements_approver_id", "approver_id"),
     # Offboarding asks which other engagements need the same guest.
     sa.Index("ix_engagements_guest_user_id", "guest_user_id"),
     sa.Index("ix_engagements_freelancer_email", "freelancer_email"),
     sa.Index("ux_engagements_submission_key", "submission_key", unique=True),
+    # Admin lists and the report (migration 0003): /active [TEAM], /expiring, the KPIs over a
+    # window of decisions and of provisionings; the id orders each list.
+    sa.Index("ix_engagements_state_team_id_id", "state", "team_id", "id"),
+    sa.Index("ix_engagements_state_end_date_id", "state", "end_date", "id"),
+    sa.Index("ix_engagements_state_created_at", "state", "created_at"),
+    sa.Index("ix_engagements_decided_at", "decided_at"),
+    sa.Index("ix_engagements_provisioned_at", "provisioned_at"),
     sqlite_autoincrement=True,
 )
 
@@ -156,7 +164,8 @@ audit_log = sa.Table(
     sa.Column("outcome", sa.String, nullable=False),
     sa.Column("engagement_id", sa.Integer, nullable=True),
     sa.Column("detail", sa.Text, nullable=False),
-    sa.Index("ix_audit_log_engagement_id", "engagement_id"),
+    # /show and /audit FC-n list one engagement's records newest first; the id breaks ties.
+    sa.Index("ix_audit_log_engagement_id_id", "engagement_id", "id"),
     sqlite_autoincrement=True,
 )
 

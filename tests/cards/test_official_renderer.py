@@ -13,12 +13,20 @@ from typing import Any
 
 import pytest
 
+import cards.admin
 import cards.common
 import cards.engagement
 import cards.help
 import cards.intake
 import cards.lifecycle
 import cards.welcome
+from cards.admin import (
+    audit_page_card,
+    engagement_page_card,
+    export_card,
+    report_card,
+    timeline_card,
+)
 from cards.common import text_card
 from cards.engagement import approval_card, engagement_list_card, notice_card, submitted_card
 from cards.help import help_card
@@ -35,6 +43,7 @@ from core import texts
 from core.intake import FIELD_END_DATE, FIELD_FREELANCER_EMAIL, FIELD_PROJECT_TITLE
 from core.model import Engagement, EngagementState, Notice
 from tests.support.node_tools import require_node, run_node
+from tests.unit.test_admin_cards import ADMIN_CARDS, EVIL_ADMIN_CARDS
 from tests.unit.test_cards import (
     APPROVER,
     EVERY_CARD,
@@ -244,6 +253,9 @@ def _builders() -> dict[str, Builder]:
     every["text/titled-attention"] = lambda: text_card(
         "Nothing changed.", title="No", attention=True
     )
+    # The admin commands' cards (pages, timeline, report, export), and hostile content in them.
+    every |= ADMIN_CARDS
+    every |= EVIL_ADMIN_CARDS
     return every
 
 
@@ -263,6 +275,11 @@ COVERED = {
     extension_approval_card,
     invitation_nudge_card,
     closing_note_card,
+    engagement_page_card,
+    audit_page_card,
+    timeline_card,
+    report_card,
+    export_card,
 }
 
 
@@ -291,6 +308,7 @@ def test_card_has_no_parse_or_validation_events(
 def test_every_public_builder_is_checked() -> None:
     builders: set[str] = set()
     modules = (
+        cards.admin,
         cards.common,
         cards.engagement,
         cards.help,

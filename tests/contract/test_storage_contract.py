@@ -126,6 +126,7 @@ FULL = make_engagement(
     decided_by_name="Grace Hopper",
     decided_at=datetime(2025, 3, 2, 7, 59, 59, 999999, tzinfo=UTC),
     decision_reason="Budget approved",
+    provisioned_at=datetime(2025, 3, 2, 10, 30, tzinfo=UTC),
     failure_reason="Channel name taken",
     submission_key="requester-1|a:1personal-chat|1700000000000",
     guest_invitation_started=True,

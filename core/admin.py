@@ -36,7 +36,7 @@ from core.model import (
     TeamInstallation,
     engagement_ref,
 )
-from core.ports import EngagementQuery, Storage, Transaction
+from core.ports import DurationSummary, EngagementQuery, Storage, Transaction
 
 PAGE_SIZE = 10
 # /audit last N: at most this many records, paged.
@@ -112,31 +112,27 @@ class ProgramReport:
 def compute_report(
     *,
     now: datetime,
-    today: date,
     window_days: int,
     by_state: dict[EngagementState, int],
-    decisions: Sequence[tuple[datetime, datetime, EngagementState]],
-    provisionings: Sequence[tuple[datetime, datetime]],
+    decisions: DurationSummary,
+    provisionings: DurationSummary,
     active_by_team: Sequence[tuple[str, int]],
     ending_soon: int,
     waiting_long: int,
     ending_days: int = DEFAULT_EXPIRING_DAYS,
     waiting_hours: int = 48,
 ) -> ProgramReport:
-    """The KPIs from the figures storage returns (pure, so tests can recompute them)."""
-    to_decision = [decided - created for created, decided, _ in decisions]
-    to_active = [active - decided for decided, active in provisionings]
-    rejected = sum(1 for *_, state in decisions if state is EngagementState.REJECTED)
+    """The KPIs from the figures storage returns."""
     return ProgramReport(
         generated_at=now,
         window_days=window_days,
         by_state=by_state,
-        decisions=len(decisions),
-        median_to_decision=_median(to_decision),
-        provisionings=len(provisionings),
-        median_to_provisioned=_median(to_active),
-        rejected=rejected,
-        rejection_rate=rejected / len(decisions) if decisions else None,
+        decisions=decisions.count,
+        median_to_decision=decisions.median,
+        provisionings=provisionings.count,
+        median_to_provisioned=provisionings.median,
+        rejected=decisions.rejected,
+        rejection_rate=decisions.rejected / decisions.count if decisions.count else None,
         active_by_team=tuple(active_by_team),
         ending_days=ending_days,
         ending_soon=ending_soon,
@@ -325,11 +321,10 @@ class AdminService:
             figures = tx.figures
             report = compute_report(
                 now=now,
-                today=today,
                 window_days=self.report_window_days,
                 by_state=await figures.count_by_state(),
-                decisions=await figures.decisions_since(since),
-                provisionings=await figures.provisionings_since(since),
+                decisions=await figures.decision_times(since),
+                provisionings=await figures.provisioning_times(since),
                 active_by_team=await figures.active_freelancers_by_team(),
                 ending_soon=await figures.count_active_ending(
                     today, today + timedelta(days=DEFAULT_EXPIRING_DAYS)
@@ -428,16 +423,6 @@ def pick_team(teams: Sequence[TeamInstallation], wanted: str) -> TeamInstallatio
         raise InvalidInput(texts.TEAM_AMBIGUOUS.format(team=wanted[:60], teams=names))
     known = ", ".join(sorted(team.name for team in teams)[:10]) or texts.NO_TEAMS_KNOWN
     raise InvalidInput(texts.TEAM_UNKNOWN.format(team=wanted[:60], teams=known))
-
-
-def _median(values: Sequence[timedelta]) -> timedelta | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _page_number(page: int) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal, Protocol
 
 from core.model import (
@@ -130,20 +130,26 @@ class AuditLog(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DurationSummary:
+    count: int
+    median: timedelta | None  # None when count is 0
+    rejected: int = 0  # decisions only
+
+
 class ProgramFigures(Protocol):
     """The numbers the program report is made of; each query is served by an index."""
 
     async def count_by_state(self) -> dict[EngagementState, int]: ...
 
-    async def decisions_since(
-        self, since: datetime
-    ) -> Sequence[tuple[datetime, datetime, EngagementState]]:
-        """(created_at, decided_at, state) of engagements decided at or after `since`."""
+    async def decision_times(self, since: datetime) -> DurationSummary:
+        """Engagements decided at or after `since`: how many, the median time from request to
+        decision, and how many were rejected."""
         ...
 
-    async def provisionings_since(self, since: datetime) -> Sequence[tuple[datetime, datetime]]:
-        """(decided_at, provisioned_at) of engagements that became active at or after
-        `since`."""
+    async def provisioning_times(self, since: datetime) -> DurationSummary:
+        """Engagements that became active at or after `since`: how many, and the median time
+        from approval to active."""
         ...
 
     async def active_freelancers_by_team(self) -> Sequence[tuple[str, int]]:

@@ -34,6 +34,7 @@ from core.model import (
 from core.ports import (
     AuditLog,
     ConversationRepository,
+    DurationSummary,
     EngagementQuery,
     EngagementRepository,
     JobQueue,
@@ -241,6 +242,16 @@ class SqlEngagementRepository:
         return [_engagement(row) for row in await self._connection.execute(query)]
 
 
+def _seconds_between(
+    later: sa.ColumnElement[Any], earlier: sa.ColumnElement[Any], connection: AsyncConnection
+) -> sa.ColumnElement[Any]:
+    """`later - earlier` in seconds, computed by the database. SQLite stores UTC datetimes as
+    text, which julianday() reads (to about 50 microseconds)."""
+    if connection.dialect.name == "postgresql":
+        return sa.extract("epoch", later - earlier)
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86_400.0
+
+
 class SqlProgramFigures:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
@@ -252,32 +263,77 @@ class SqlProgramFigures:
         )
         return {EngagementState(state): count for state, count in rows}
 
-    async def decisions_since(
-        self, since: datetime
-    ) -> Sequence[tuple[datetime, datetime, EngagementState]]:
+    async def decision_times(self, since: datetime) -> DurationSummary:
         c = engagements.c
-        rows = await self._connection.execute(
-            sa.select(c.created_at, c.decided_at, c.state).where(c.decided_at >= since)
+        window = c.decided_at >= since
+        count, rejected = (
+            await self._connection.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.count().filter(c.state == EngagementState.REJECTED.value),
+                ).where(window)
+            )
+        ).one()
+        median = await self._median(
+            _seconds_between(c.decided_at, c.created_at, self._connection), window, count
         )
-        return [(created, decided, EngagementState(state)) for created, decided, state in rows]
+        return DurationSummary(count, median, rejected)
 
-    async def provisionings_since(self, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+    async def provisioning_times(self, since: datetime) -> DurationSummary:
         c = engagements.c
-        rows = await self._connection.execute(
-            sa.select(c.decided_at, c.provisioned_at)
-            .where(c.provisioned_at >= since)
-            .where(c.decided_at.is_not(None))
+        window = sa.and_(c.provisioned_at >= since, c.decided_at.is_not(None))
+        count = (
+            await self._connection.execute(sa.select(sa.func.count()).where(window))
+        ).scalar_one()
+        median = await self._median(
+            _seconds_between(c.provisioned_at, c.decided_at, self._connection), window, count
         )
-        return [(decided, provisioned) for decided, provisioned in rows]
+        return DurationSummary(count, median)
+
+    async def _median(
+        self, seconds: sa.ColumnElement[Any], window: sa.ColumnElement[bool], count: int
+    ) -> timedelta | None:
+        """The median of `seconds` over the window's `count` rows, sorted in the database:
+        the middle value, or the mean of the two middle ones."""
+        if count == 0:
+            return None
+        query = (
+            sa.select(seconds)
+            .where(window)
+            .order_by(seconds)
+            .offset((count - 1) // 2)
+            .limit(2 - count % 2)
+        )
+        middle = [float(value) for value in (await self._connection.execute(query)).scalars()]
+        return timedelta(seconds=sum(middle) / len(middle))
 
     async def active_freelancers_by_team(self) -> Sequence[tuple[str, int]]:
+        # Counted from (state, team_id, lower(freelancer_email)) alone; each team's name is one
+        # lookup of its newest active engagement.
         c = engagements.c
-        freelancers = sa.func.count(sa.distinct(sa.func.lower(c.freelancer_email)))
-        rows = await self._connection.execute(
-            sa.select(sa.func.min(c.team_name), freelancers)
-            .where(c.state == EngagementState.ACTIVE.value)
+        active = c.state == EngagementState.ACTIVE.value
+        newest = engagements.alias("newest")
+        counts = (
+            sa.select(
+                c.team_id.label("team_id"),
+                sa.func.count(sa.distinct(sa.func.lower(c.freelancer_email))).label("freelancers"),
+            )
+            .where(active)
             .group_by(c.team_id)
-            .order_by(freelancers.desc(), sa.func.min(c.team_name))
+            .subquery()
+        )
+        team_name = (
+            sa.select(newest.c.team_name)
+            .where(newest.c.state == EngagementState.ACTIVE.value)
+            .where(newest.c.team_id == counts.c.team_id)
+            .order_by(newest.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        rows = await self._connection.execute(
+            sa.select(team_name, counts.c.freelancers).order_by(
+                counts.c.freelancers.desc(), team_name
+            )
         )
         return [(name, count) for name, count in rows]
 

@@ -41,8 +41,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_engagements_state_end_date_id", "engagements", ["state", "end_date", "id"]
     )
-    op.create_index("ix_engagements_decided_at", "engagements", ["decided_at"])
-    op.create_index("ix_engagements_provisioned_at", "engagements", ["provisioned_at"])
+    op.create_index(
+        "ix_engagements_decided_at", "engagements", ["decided_at", "created_at", "state"]
+    )
+    op.create_index(
+        "ix_engagements_provisioned_at", "engagements", ["provisioned_at", "decided_at"]
+    )
+    op.create_index(
+        "ix_engagements_state_team_id_lower_email",
+        "engagements",
+        ["state", "team_id", sa.text("lower(freelancer_email)")],
+    )
     op.drop_index("ix_audit_log_engagement_id", table_name="audit_log")
     op.create_index("ix_audit_log_engagement_id_id", "audit_log", ["engagement_id", "id"])
 
@@ -51,6 +60,7 @@ def downgrade() -> None:
     op.drop_index("ix_audit_log_engagement_id_id", table_name="audit_log")
     op.create_index("ix_audit_log_engagement_id", "audit_log", ["engagement_id"])
     for name in (
+        "ix_engagements_state_team_id_lower_email",
         "ix_engagements_provisioned_at",
         "ix_engagements_decided_at",
         "ix_engagements_state_end_date_id",

@@ -112,20 +112,15 @@ engagements = sa.Table(
     # Admin lists and the report (migration 0003): /active [TEAM], /expiring, the KPIs over a
     # window of decisions and of provisionings; the id orders each list.
     sa.Index("ix_engagements_state_team_id_id", "state", "team_id", "id"),
+    # The report counts distinct freelancers per team among active engagements from this
+    # alone (a plain column: PostgreSQL reads expression indexes only with their table).
+    sa.Index("ix_engagements_state_team_id_email", "state", "team_id", "freelancer_email"),
     sa.Index("ix_engagements_state_end_date_id", "state", "end_date", "id"),
     sa.Index("ix_engagements_state_created_at", "state", "created_at"),
     # Covering: the report's medians read these columns from the index alone.
     sa.Index("ix_engagements_decided_at", "decided_at", "created_at", "state"),
     sa.Index("ix_engagements_provisioned_at", "provisioned_at", "decided_at"),
     sqlite_autoincrement=True,
-)
-
-# The report counts distinct freelancers per team among active engagements from this alone.
-sa.Index(
-    "ix_engagements_state_team_id_lower_email",
-    engagements.c.state,
-    engagements.c.team_id,
-    sa.func.lower(engagements.c.freelancer_email),
 )
 
 # find_by_channel_name compares lower(channel_name) within a team; SQLite and PostgreSQL both use

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ import sqlalchemy as sa
 from core.admin import compute_report
 from core.model import EngagementState
 from core.ports import EngagementQuery
+from storage.db import make_engine
+from storage.migrate import upgrade_engine
 from storage.repositories import SqlStorage
 from storage.tables import metadata
 from tests.support.admin_dataset import (
@@ -228,3 +231,56 @@ async def test_admin_queries_read_through_indexes(
                 and not any("TEMP B-TREE" in d for d in details)
             )
             assert not full_scans or stops_early, f"{statement}\n{details}"
+
+
+# --- migration 0003 -------------------------------------------------------------------------
+
+
+async def test_migration_0003_fills_provisioned_at_from_the_audit_log(tmp_path: Path) -> None:
+    """Engagements made active before 0003 get provisioned_at from their first successful
+    provisioning.completed record; others keep NULL."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        await upgrade_engine(engine, "0002")
+        at = "2026-10-01 08:30:00.000000"
+        async with engine.begin() as connection:
+            for engagement_id in (1, 2):
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO engagements (id, version, state, requester_id, "
+                        "requester_name, tenant_id, project_title, description, "
+                        "freelancer_name, freelancer_email, start_date, end_date, team_id, "
+                        "team_name, channel_name, created_at, updated_at, "
+                        "approver_missing_notified, guest_invitation_started, guest_reused) "
+                        "VALUES (:id, 1, :state, 'r', 'R', 't', 'P', 'D', 'F', 'f@x.example', "
+                        "'2026-10-01', '2026-12-01', 'team', 'Team', 'c', :at, :at, 0, 0, 0)"
+                    ),
+                    {
+                        "id": engagement_id,
+                        "state": "active" if engagement_id == 1 else "rejected",
+                        "at": at,
+                    },
+                )
+            for action, outcome, when in (
+                ("provisioning.failed", "ok", "2026-10-01 09:00:00.000000"),
+                ("provisioning.completed", "refused", "2026-10-01 09:30:00.000000"),
+                ("provisioning.completed", "ok", "2026-10-01 10:00:00.000000"),
+                ("provisioning.completed", "ok", "2026-10-02 10:00:00.000000"),
+            ):
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO audit_log (at, actor_id, actor_name, action, outcome, "
+                        "engagement_id, detail) VALUES (:at, 's', 'S', :action, :outcome, 1, '')"
+                    ),
+                    {"at": when, "action": action, "outcome": outcome},
+                )
+        await upgrade_engine(engine)
+        storage = SqlStorage(engine)
+        async with storage.transaction() as tx:
+            first = await tx.engagements.get(1)
+            second = await tx.engagements.get(2)
+        assert first is not None and second is not None
+        assert first.provisioned_at == datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
+        assert second.provisioned_at is None
+    finally:
+        await engine.dispose()

@@ -48,9 +48,9 @@ def upgrade() -> None:
         "ix_engagements_provisioned_at", "engagements", ["provisioned_at", "decided_at"]
     )
     op.create_index(
-        "ix_engagements_state_team_id_lower_email",
+        "ix_engagements_state_team_id_email",
         "engagements",
-        ["state", "team_id", sa.text("lower(freelancer_email)")],
+        ["state", "team_id", "freelancer_email"],
     )
     op.drop_index("ix_audit_log_engagement_id", table_name="audit_log")
     op.create_index("ix_audit_log_engagement_id_id", "audit_log", ["engagement_id", "id"])
@@ -60,7 +60,7 @@ def downgrade() -> None:
     op.drop_index("ix_audit_log_engagement_id_id", table_name="audit_log")
     op.create_index("ix_audit_log_engagement_id", "audit_log", ["engagement_id"])
     for name in (
-        "ix_engagements_state_team_id_lower_email",
+        "ix_engagements_state_team_id_email",
         "ix_engagements_provisioned_at",
         "ix_engagements_decided_at",
         "ix_engagements_state_end_date_id",

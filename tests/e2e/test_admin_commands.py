@@ -423,6 +423,18 @@ async def download(rig: AdminRig, url: str) -> tuple[int, str, dict[str, str]]:
         return response.status, body.decode("utf-8"), dict(response.headers)
 
 
+async def test_report_and_export_refuse_arguments_they_do_not_take(rig: AdminRig) -> None:
+    assert card_text(await rig.say(NESTOR, "/report now")) == texts.COMMAND_USAGE.format(
+        usage="/report", description=texts.CMD_REPORT_HELP
+    )
+    assert card_text(await rig.say(NESTOR, "/export everything")) == texts.COMMAND_USAGE.format(
+        usage=texts.CMD_EXPORT_USAGE, description=texts.CMD_EXPORT_HELP
+    )
+    assert ("command.export", "ok", "engagements link issued") not in await rig.audit(
+        NESTOR.aad_id
+    )
+
+
 async def test_export_gives_signed_links_to_csv_files(rig: AdminRig) -> None:
     card = await rig.say(NESTOR, "/export")
     links = export_links(card)

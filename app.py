@@ -26,6 +26,7 @@ from core.engagements import EngagementService
 from core.exports import ExportLinks
 from core.lifecycle import LifecycleService
 from core.provisioning import JobHandlers
+from core.redelivery import RedeliveryGuard
 from graph.client import GraphSettings, build_graph_client, close_graph_client
 from graph.dev_seed import DEV_TENANT_ID, seed_dev_directory
 from graph.directory import GraphDirectory
@@ -172,6 +173,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         config=config,
         admin=admin,
         public_base_url=export_base_url,
+        redelivery=RedeliveryGuard(storage, clock),
         on_work_enqueued=worker.wake,
     )
     app = create_web_app(adapter, bot, extra_routes=export_routes(admin))

@@ -369,7 +369,17 @@ async def _read_activity(request: web.Request) -> Activity:
             log_reason=f"content type {content_type[:60]!r}",
         )
     try:
-        body = json.loads(await request.text())
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as too_large:
+        logger.warning("rejected inbound request: status=413 reason=body over the size limit")
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.client_max_size,
+            actual_size=request.content_length or 0,
+            text=_error_json("RequestTooLarge", "The body is too large."),
+            content_type="application/json",
+        ) from too_large
+    try:
+        body = json.loads(raw.decode("utf-8"))
     except ValueError:  # also UnicodeDecodeError
         _reject(web.HTTPBadRequest, "BadArgument", "The body is not JSON.", log_reason="not JSON")
     if not isinstance(body, dict):

@@ -45,6 +45,7 @@ from core.errors import DomainError, InvalidInput, NotAuthorised
 from core.intake import FIELD_CHANNEL_NAME, FIELD_PROJECT_TITLE, FieldErrors
 from core.lifecycle import LifecycleService
 from core.model import Actor, parse_engagement_ref
+from core.redelivery import RedeliveryGuard
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,11 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         config: ProgramConfig | None = None,
         admin: AdminService | None = None,
         public_base_url: str = "",
+        redelivery: RedeliveryGuard | None = None,
         on_work_enqueued: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__()
+        self._redelivery = redelivery
         self._service = service
         self._lifecycle = lifecycle
         self._config = config or ProgramConfig()
@@ -81,6 +84,24 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         self.commands = CommandRegistry()
         self._register_commands()
         AdminCommands(admin, clock, self._config, public_base_url).register(self.commands)
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        """Messages and install events that Teams re-delivers are handled once. Card actions
+        are not filtered: each answers with an invoke response the client waits for, and
+        their handlers are idempotent (submits are keyed to the form, decisions are
+        compare-and-set, lists only read)."""
+        key = _redelivery_key(turn_context.activity)
+        if key is None or self._redelivery is None:
+            await super().on_turn(turn_context)
+            return
+        if not await self._redelivery.first_delivery(key):
+            log.info("ignored a re-delivered %s activity", turn_context.activity.type)
+            return
+        try:
+            await super().on_turn(turn_context)
+        except BaseException:
+            await self._redelivery.release(key)
+            raise
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -509,6 +530,17 @@ def _engagement_id(value: object) -> int | None:
     if isinstance(value, str) and value.isdigit() and len(value) <= 12:
         return int(value)
     return None
+
+
+# Activities whose repeats are dropped (see FreelanceBot.on_turn).
+REDELIVERY_GUARDED = frozenset({"message", "installationUpdate", "conversationUpdate"})
+
+
+def _redelivery_key(activity: Any) -> str | None:
+    if activity.type not in REDELIVERY_GUARDED or not activity.id:
+        return None
+    conversation = activity.conversation.id if activity.conversation else ""
+    return f"{activity.channel_id}|{conversation}|{activity.id}"[:1_000]
 
 
 # Teams conversation types -> the manifest scopes commands are declared for.

@@ -2,9 +2,10 @@
 GET /healthz.
 
 Status codes on /api/messages: 201 (activity accepted), 200 or the invoke's own status (invoke
-responses), 400 (body not JSON / not an activity), 401 (any authentication failure), 415 (not
-application/json), 503 (signing keys unreachable), 500 (the turn failed and on_turn_error did
-not handle it). Error bodies are small JSON documents; never a stack trace.
+responses), 400 (body not JSON / not an activity), 401 (any authentication failure), 413 (body
+over MAX_BODY_BYTES), 415 (not application/json), 503 (signing keys unreachable), 500 (the turn
+failed and on_turn_error did not handle it). Error bodies are small JSON documents; never a
+stack trace.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/api/messages"
 HEALTH_PATH = "/healthz"
+MAX_BODY_BYTES = 1024 * 1024
 
 ADAPTER_KEY = web.AppKey("adapter", FreelanceCloudAdapter)
 BOT_KEY = web.AppKey("bot", Bot)
@@ -72,7 +74,9 @@ def create_web_app(
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = web.Application()
+    # Teams' activities stay far below this (a message is at most ~28 KB); a larger body is
+    # refused with 413 before it is read into memory.
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[ADAPTER_KEY] = adapter
     app[BOT_KEY] = bot
     app.router.add_post(MESSAGES_PATH, messages)

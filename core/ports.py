@@ -163,6 +163,22 @@ class ProgramFigures(Protocol):
     async def count_pending_created_before(self, before: datetime) -> int: ...
 
 
+class HandledActivities(Protocol):
+    """Which inbound activities were handled already (by any replica)."""
+
+    async def claim(self, key: str, now: datetime) -> bool:
+        """Record `key` as handled; False when it was recorded already."""
+        ...
+
+    async def release(self, key: str) -> None:
+        """Forget `key` (its turn failed: a re-delivery should be handled)."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Forget keys handled before `before`; returns how many."""
+        ...
+
+
 class JobQueue(Protocol):
     async def enqueue(self, job: NewJob) -> int:
         """Add a job in the caller's transaction; it becomes visible to workers on commit.
@@ -179,6 +195,7 @@ class Transaction(Protocol):
     audit: AuditLog
     jobs: JobQueue
     figures: ProgramFigures
+    activities: HandledActivities
 
     async def commit(self) -> None: ...
 

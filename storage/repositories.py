@@ -37,6 +37,7 @@ from core.ports import (
     DurationSummary,
     EngagementQuery,
     EngagementRepository,
+    HandledActivities,
     JobQueue,
     JobStore,
     ProgramFigures,
@@ -49,6 +50,7 @@ from storage.tables import (
     QUEUED_JOB,
     audit_log,
     engagements,
+    handled_activities,
     jobs,
     team_installations,
     user_conversations,
@@ -355,6 +357,33 @@ class SqlProgramFigures:
             .where(c.created_at < before)
         )
         return int((await self._connection.execute(query)).scalar_one())
+
+
+class SqlHandledActivities:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def claim(self, key: str, now: datetime) -> bool:
+        # ON CONFLICT DO NOTHING: of two replicas claiming at once, exactly one inserts; the
+        # other waits for its commit (PostgreSQL) or the write lock (SQLite), then sees it.
+        statement = (
+            _insert(self._connection, handled_activities)
+            .values(activity_key=key, handled_at=now)
+            .on_conflict_do_nothing(index_elements=[handled_activities.c.activity_key])
+            .returning(handled_activities.c.activity_key)
+        )
+        return (await self._connection.execute(statement)).scalar_one_or_none() is not None
+
+    async def release(self, key: str) -> None:
+        await self._connection.execute(
+            sa.delete(handled_activities).where(handled_activities.c.activity_key == key)
+        )
+
+    async def prune(self, before: datetime) -> int:
+        result = await self._connection.execute(
+            sa.delete(handled_activities).where(handled_activities.c.handled_at < before)
+        )
+        return int(result.rowcount or 0)
 
 
 # --- conversations -------------------------------------------------------------------------------
@@ -823,6 +852,7 @@ class SqlTransaction:
     audit: AuditLog
     jobs: JobQueue
     figures: ProgramFigures
+    activities: HandledActivities
 
     def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self._connection = connection
@@ -831,6 +861,7 @@ class SqlTransaction:
         self.audit = SqlAuditLog(connection)
         self.jobs = SqlJobQueue(connection, clock)
         self.figures = SqlProgramFigures(connection)
+        self.activities = SqlHandledActivities(connection)
 
     async def commit(self) -> None:
         await self._connection.commit()

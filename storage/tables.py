@@ -173,6 +173,16 @@ audit_log = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# Activities a turn has handled, so that Teams re-delivering one (same conversation and id, after
+# a slow turn) is answered once, on any replica. Rows older than a day are pruned.
+handled_activities = sa.Table(
+    "handled_activities",
+    metadata,
+    sa.Column("activity_key", sa.String, primary_key=True),
+    sa.Column("handled_at", UTCDateTime, nullable=False),
+    sa.Index("ix_handled_activities_handled_at", "handled_at"),
+)
+
 # A job waiting to run: at most one such job per dedupe_key. SQL text, so the partial index and the
 # ON CONFLICT clause that has to name it are the same literal.
 QUEUED_JOB = sa.text("status = 'queued'")

@@ -183,6 +183,7 @@ class AdminService:
         self, actor: Actor, state_word: str, page: int
     ) -> tuple[Page[Engagement], frozenset[EngagementState] | None]:
         """/requests [STATE] [page]: newest first, optionally of some states."""
+        await self.require_admin(actor, "/requests")
         states = None
         if state_word:
             states = STATE_WORDS.get(state_word.lower())
@@ -192,7 +193,6 @@ class AdminService:
                         state=state_word[:40], states=", ".join(state_words())
                     )
                 )
-        await self.require_admin(actor, "/requests")
         query = EngagementQuery(states=states)
         return await self._page(actor, "/requests", query, page, state_word), states
 
@@ -212,9 +212,9 @@ class AdminService:
 
     async def list_expiring(self, actor: Actor, days: int, page: int) -> Page[Engagement]:
         """/expiring [DAYS]: active engagements ending within `days` days, soonest first."""
+        await self.require_admin(actor, "/expiring")
         if not 0 <= days <= MAX_EXPIRING_DAYS:
             raise InvalidInput(texts.EXPIRING_DAYS_INVALID.format(max=MAX_EXPIRING_DAYS))
-        await self.require_admin(actor, "/expiring")
         today = self._config.today(self._clock.now())
         query = EngagementQuery(
             states=frozenset({EngagementState.ACTIVE}),
@@ -287,10 +287,10 @@ class AdminService:
         self, actor: Actor, engagement_id: int | None, last: int, page: int
     ) -> Page[AuditRecord]:
         """/audit FC-n (that engagement's records) or /audit last N; newest first, paged."""
-        if not 1 <= last <= MAX_AUDIT_LAST:
-            raise InvalidInput(texts.AUDIT_LAST_INVALID.format(max=MAX_AUDIT_LAST))
         target = engagement_ref(engagement_id) if engagement_id else f"last {last}"
         await self.require_admin(actor, "/audit", target)
+        if not 1 <= last <= MAX_AUDIT_LAST:
+            raise InvalidInput(texts.AUDIT_LAST_INVALID.format(max=MAX_AUDIT_LAST))
         page = _page_number(page)
         offset = (page - 1) * PAGE_SIZE
         shown = PAGE_SIZE if engagement_id is not None else max(0, min(PAGE_SIZE, last - offset))

@@ -142,6 +142,9 @@ def page_data(card: dict[str, Any], title: str) -> dict[str, Any] | None:
 ADMIN_COMMANDS = (
     "/pending",
     "/requests",
+    "/requests bogus",
+    "/expiring 99999",
+    "/audit last 0",
     "/active",
     "/expiring",
     "/extend FC-5 2031-01-01",

@@ -47,7 +47,7 @@ from core.admin_rights import AdminRights  # noqa: E402
 from core.config import ProgramConfig  # noqa: E402
 from core.exports import ExportKind  # noqa: E402
 from core.lifecycle import LifecycleService  # noqa: E402
-from core.model import Actor  # noqa: E402
+from core.model import Actor, TeamInstallation  # noqa: E402
 from storage.repositories import SqlStorage, open_storage  # noqa: E402
 from tests.support.admin_dataset import TEAMS, make_dataset, store  # noqa: E402
 
@@ -161,8 +161,6 @@ async def seeded(url: str, count: int, audit_each: int) -> tuple[SqlStorage, flo
     started = time.perf_counter()
     await store(storage, dataset, audit_per_engagement=audit_each, batch=10_000)
     async with storage.transaction() as tx:
-        from core.model import TeamInstallation
-
         for team_id, name in TEAMS:
             await tx.conversations.save_team(
                 TeamInstallation(f"19:{team_id}", team_id, name, TENANT, "", {})

@@ -9,7 +9,7 @@ from typing import Any
 
 from botbuilder.core import TurnContext
 
-from bot.commands import Command, CommandRegistry, UsageError
+from bot.commands import Command, CommandHandler, CommandRegistry, Pager, UsageError
 from bot.conversations import tenant_id
 from bot.replies import card_message
 from cards.admin import (
@@ -45,88 +45,35 @@ class AdminCommands:
     public_base_url: str = ""
 
     def register(self, registry: CommandRegistry) -> None:
-        registry.add(
-            Command(
-                "/requests",
-                texts.CMD_REQUESTS_HELP,
-                self.cmd_requests,
-                usage=texts.CMD_REQUESTS_USAGE,
-                admin_only=True,
-                scopes=PERSONAL,
-                pager=self.requests_page,
+        # (name, description, handler, usage, admin only, pager); all answer in 1:1 chat only.
+        specs: list[tuple[str, str, CommandHandler, str, bool, Pager | None]] = [
+            ("/requests", texts.CMD_REQUESTS_HELP, self.cmd_requests,
+             texts.CMD_REQUESTS_USAGE, True, self.requests_page),
+            ("/active", texts.CMD_ACTIVE_HELP, self.cmd_active,
+             texts.CMD_ACTIVE_USAGE, True, self.active_page),
+            ("/expiring", texts.CMD_EXPIRING_HELP, self.cmd_expiring,
+             texts.CMD_EXPIRING_USAGE, True, self.expiring_page),
+            ("/show", texts.CMD_SHOW_HELP, self.cmd_show, texts.CMD_SHOW_USAGE, False, None),
+            ("/extend", texts.CMD_EXTEND_HELP, self.cmd_extend,
+             texts.CMD_EXTEND_USAGE, True, None),
+            ("/audit", texts.CMD_AUDIT_HELP, self.cmd_audit,
+             texts.CMD_AUDIT_USAGE, True, self.audit_page),
+            ("/report", texts.CMD_REPORT_HELP, self.cmd_report, "", True, None),
+            ("/export", texts.CMD_EXPORT_HELP, self.cmd_export,
+             texts.CMD_EXPORT_USAGE, True, None),
+        ]  # fmt: skip
+        for name, description, handler, usage, admin_only, pager in specs:
+            registry.add(
+                Command(
+                    name,
+                    description,
+                    handler,
+                    usage=usage,
+                    admin_only=admin_only,
+                    scopes=PERSONAL,
+                    pager=pager,
+                )
             )
-        )
-        registry.add(
-            Command(
-                "/active",
-                texts.CMD_ACTIVE_HELP,
-                self.cmd_active,
-                usage=texts.CMD_ACTIVE_USAGE,
-                admin_only=True,
-                scopes=PERSONAL,
-                pager=self.active_page,
-            )
-        )
-        registry.add(
-            Command(
-                "/expiring",
-                texts.CMD_EXPIRING_HELP,
-                self.cmd_expiring,
-                usage=texts.CMD_EXPIRING_USAGE,
-                admin_only=True,
-                scopes=PERSONAL,
-                pager=self.expiring_page,
-            )
-        )
-        registry.add(
-            Command(
-                "/show",
-                texts.CMD_SHOW_HELP,
-                self.cmd_show,
-                usage=texts.CMD_SHOW_USAGE,
-                scopes=PERSONAL,
-            )
-        )
-        registry.add(
-            Command(
-                "/extend",
-                texts.CMD_EXTEND_HELP,
-                self.cmd_extend,
-                usage=texts.CMD_EXTEND_USAGE,
-                admin_only=True,
-                scopes=PERSONAL,
-            )
-        )
-        registry.add(
-            Command(
-                "/audit",
-                texts.CMD_AUDIT_HELP,
-                self.cmd_audit,
-                usage=texts.CMD_AUDIT_USAGE,
-                admin_only=True,
-                scopes=PERSONAL,
-                pager=self.audit_page,
-            )
-        )
-        registry.add(
-            Command(
-                "/report",
-                texts.CMD_REPORT_HELP,
-                self.cmd_report,
-                admin_only=True,
-                scopes=PERSONAL,
-            )
-        )
-        registry.add(
-            Command(
-                "/export",
-                texts.CMD_EXPORT_HELP,
-                self.cmd_export,
-                usage=texts.CMD_EXPORT_USAGE,
-                admin_only=True,
-                scopes=PERSONAL,
-            )
-        )
 
     @property
     def _admin(self) -> AdminService:

@@ -12,6 +12,7 @@ from typing import Any
 
 from botbuilder.core import TurnContext
 
+from core import texts
 from core.model import Actor
 
 CommandHandler = Callable[[TurnContext, Actor, str], Awaitable[None]]
@@ -39,6 +40,11 @@ class Command:
     @property
     def usage_line(self) -> str:
         return self.usage or self.name
+
+    @property
+    def usage_text(self) -> str:
+        """The answer to arguments the command cannot use."""
+        return texts.COMMAND_USAGE.format(usage=self.usage_line, description=self.description)
 
 
 @dataclass

@@ -58,9 +58,6 @@ def _card_response(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
     return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=card)
 
 
-_card_message = card_message
-
-
 class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
     def __init__(
         self,
@@ -180,10 +177,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         try:
             await command.handler(turn_context, actor, args)
         except UsageError:
-            message = texts.COMMAND_USAGE.format(
-                usage=command.usage_line, description=command.description
-            )
-            await turn_context.send_activity(text_card_message(message))
+            await turn_context.send_activity(text_card_message(command.usage_text))
         except DomainError as refusal:
             await turn_context.send_activity(text_card_message(str(refusal), attention=True))
 
@@ -197,7 +191,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         await turn_context.send_activity(text_card_message(message))
 
     async def cmd_help(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
-        await turn_context.send_activity(_card_message(help_card(await self._help_lines(actor))))
+        await turn_context.send_activity(card_message(help_card(await self._help_lines(actor))))
 
     async def cmd_request(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
         activity = turn_context.activity
@@ -208,12 +202,12 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             current = await self._service.team_for_thread(thread)
             selected = current.aad_group_id if current else None
         card = intake_card(teams, today=self._clock.now().date(), selected_team_id=selected)
-        await turn_context.send_activity(_card_message(card))
+        await turn_context.send_activity(card_message(card))
 
     async def cmd_status(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
         mine = await self._service.list_mine(actor)
         card = engagement_list_card(texts.STATUS_TITLE, mine, empty_text=texts.NO_ENGAGEMENTS)
-        await turn_context.send_activity(_card_message(card))
+        await turn_context.send_activity(card_message(card))
 
     async def cmd_pending(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
         try:
@@ -222,7 +216,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             await turn_context.send_activity(text_card_message(str(refusal), attention=True))
             return
         card = engagement_list_card(texts.PENDING_TITLE, pending, empty_text=texts.NO_PENDING)
-        await turn_context.send_activity(_card_message(card))
+        await turn_context.send_activity(card_message(card))
 
     async def cmd_retry(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
         engagement_id = parse_engagement_ref(args)
@@ -252,7 +246,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             await turn_context.send_activity(text_card_message(str(refusal), attention=True))
             return
         card = revoke_confirm_card(engagement, reason=reason.strip()[:ECHO_LIMIT])
-        await turn_context.send_activity(_card_message(card))
+        await turn_context.send_activity(card_message(card))
 
     # --- installs ---------------------------------------------------------------------------
 
@@ -260,7 +254,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         await self._remember_conversation(turn_context)
         actor = actor_of(turn_context.activity)
         await turn_context.send_activity(
-            _card_message(help_card(await self._help_lines(actor), greeting=True))
+            card_message(help_card(await self._help_lines(actor), greeting=True))
         )
 
     async def on_teams_members_added(
@@ -416,10 +410,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         try:
             card = await command.pager(turn_context, actor, args[:ECHO_LIMIT], page)
         except UsageError:
-            message = texts.COMMAND_USAGE.format(
-                usage=command.usage_line, description=command.description
-            )
-            return _card_response(text_card(message, attention=True))
+            return _card_response(text_card(command.usage_text, attention=True))
         return _card_response(card)
 
     async def _lifecycle_action(

@@ -14,7 +14,7 @@ from core import texts
 from core.admin_rights import AdminRights
 from core.clock import Clock
 from core.config import ProgramConfig
-from core.engagements import append_audit
+from core.engagements import append_audit, is_involved
 from core.errors import InvalidInput, NotAuthorised, NotFound
 from core.exports import (
     AUDIT_COLUMNS,
@@ -244,17 +244,9 @@ class AdminService:
         is_admin = await self.rights.is_admin(actor.aad_id)
         async with self._storage.transaction() as tx:
             engagement = await tx.engagements.get(engagement_id)
+            # Admins are program-wide (as in the lists); the others only in their own tenant.
             involved = engagement is not None and (
-                is_admin
-                or (
-                    engagement.tenant_id == tenant_id
-                    and actor.aad_id
-                    in {
-                        engagement.requester_id,
-                        engagement.approver_id,
-                        engagement.decided_by_id,
-                    }
-                )
+                is_admin or (engagement.tenant_id == tenant_id and is_involved(engagement, actor))
             )
             if engagement is None or not involved:
                 detail = "not found" if engagement is None else "not involved"

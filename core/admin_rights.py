@@ -47,10 +47,6 @@ class AdminRights:
         self._max = max_remembered
         self._remembered: OrderedDict[str, tuple[bool, datetime]] = OrderedDict()
 
-    def is_listed(self, aad_id: str) -> bool:
-        """In ADMIN_IDS (no Graph call): who gets the admins' notices."""
-        return aad_id.lower() in self.admin_ids
-
     async def is_admin(self, aad_id: str) -> bool:
         key = aad_id.lower()
         if key in self.admin_ids:

@@ -34,10 +34,6 @@ class ProgramConfig:
     invitation_nudge_days: int = 3
     invitation_nudge_limit: int = 3
 
-    def is_admin(self, aad_id: str) -> bool:
-        # Entra object ids are GUIDs; admins paste them in either case.
-        return aad_id.lower() in {admin.lower() for admin in self.admin_ids}
-
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 

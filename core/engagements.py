@@ -302,8 +302,7 @@ class EngagementService:
         """Only the people involved, and admins, of the engagement's own tenant see it."""
         if engagement.tenant_id != tenant_id:
             return False
-        involved = {engagement.requester_id, engagement.approver_id, engagement.decided_by_id}
-        return actor.aad_id in involved or await self.rights.is_admin(actor.aad_id)
+        return is_involved(engagement, actor) or await self.rights.is_admin(actor.aad_id)
 
     async def view(self, engagement_id: int, actor: Actor, tenant_id: str) -> Engagement:
         """The engagement, for someone allowed to see it; NotFound otherwise (not even its
@@ -510,6 +509,15 @@ async def notify_failure(
 def offboard_job(engagement: Engagement) -> NewJob:
     # One queued or running offboarding step per engagement, like provisioning.
     return NewJob(JobKind.OFFBOARD, engagement.id, dedupe_key=f"offboard:{engagement.id}")
+
+
+def is_involved(engagement: Engagement, actor: Actor) -> bool:
+    """The requester, the approver, or whoever decided."""
+    return actor.aad_id in {
+        engagement.requester_id,
+        engagement.approver_id,
+        engagement.decided_by_id,
+    }
 
 
 async def enqueue_notice(

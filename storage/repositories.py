@@ -310,8 +310,8 @@ class SqlProgramFigures:
         return timedelta(seconds=sum(middle) / len(middle))
 
     async def active_freelancers_by_team(self) -> Sequence[tuple[str, int]]:
-        # Counted from (state, team_id, lower(freelancer_email)) alone; each team's name is one
-        # lookup of its newest active engagement.
+        # Counted from the (state, team_id, freelancer_email) index alone; each team's name is
+        # one lookup of its newest active engagement.
         c = engagements.c
         active = c.state == EngagementState.ACTIVE.value
         newest = engagements.alias("newest")

@@ -81,9 +81,9 @@ def test_backoff_grows_is_capped_and_never_undercuts_retry_after() -> None:
     assert policy.delay(1, 17, rng) == 17
 
 
-def test_admin_ids_match_whatever_the_case() -> None:
-    from core.config import ProgramConfig
+async def test_admin_ids_match_whatever_the_case() -> None:
+    from core.admin_rights import AdminRights
 
-    config = ProgramConfig(admin_ids=frozenset({"AAAAAAAA-0000-0000-0000-00000000000A"}))
-    assert config.is_admin("aaaaaaaa-0000-0000-0000-00000000000a")
-    assert not config.is_admin("aaaaaaaa-0000-0000-0000-00000000000b")
+    rights = AdminRights({"AAAAAAAA-0000-0000-0000-00000000000A"})
+    assert await rights.is_admin("aaaaaaaa-0000-0000-0000-00000000000a")
+    assert not await rights.is_admin("aaaaaaaa-0000-0000-0000-00000000000b")

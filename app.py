@@ -173,7 +173,10 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         config=config,
         admin=admin,
         public_base_url=export_base_url,
-        redelivery=RedeliveryGuard(storage, clock),
+        # Replicas share PostgreSQL; SQLite serves one instance (see core/redelivery.py).
+        redelivery=RedeliveryGuard(
+            storage, clock, shared=storage.engine.dialect.name == "postgresql"
+        ),
         on_work_enqueued=worker.wake,
     )
     app = create_web_app(adapter, bot, extra_routes=export_routes(admin))

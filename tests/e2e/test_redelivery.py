@@ -1,6 +1,7 @@
 """Teams re-delivers an activity (same id) when a turn is slow: messages and install events are
-answered once, also when the copies reach two app instances sharing one database at the same
-moment; a turn that failed does not block the re-delivery that should succeed."""
+answered once, also when the copies reach two replicas sharing one PostgreSQL database at the
+same moment (and on a single SQLite instance); a turn that failed does not block the
+re-delivery that should succeed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from app import COMPONENTS, build_app
 from bot.adapter import APOLOGY_TEXT
+from tests.contract.conftest import _reset_schema, postgres_url  # noqa: F401 (fixture)
 from tests.e2e.conftest import ALEX, RunningApp, e2e_settings
 from tests.support.activities import installation_update, message, personal_conversation_id
 from tests.support.connector import ConnectorStandIn
@@ -32,10 +34,13 @@ async def start(app: web.Application) -> tuple[web.AppRunner, str]:
 
 @pytest.fixture
 async def two_replicas(
-    tmp_path: Path, connector: ConnectorStandIn
+    tmp_path: Path,
+    connector: ConnectorStandIn,
+    postgres_url: str,  # noqa: F811 (the fixture imported above)
 ) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
-    """Two instances of the app on one SQLite file (as replicas share one database)."""
-    settings = e2e_settings(tmp_path)
+    """Two instances of the app on one PostgreSQL database, as replicas run."""
+    await _reset_schema(postgres_url)
+    settings = e2e_settings(tmp_path, database_url=postgres_url)
     first, second = await build_app(settings), await build_app(settings)
     runner_a, url_a = await start(first)
     runner_b, url_b = await start(second)
@@ -82,6 +87,18 @@ async def test_an_install_delivered_twice_greets_once(
     await asyncio.gather(a.send(copy.deepcopy(activity)), b.send(copy.deepcopy(activity)))
     greetings = a.connector.activities(personal_conversation_id(ALEX))
     assert len(greetings) == 1
+
+
+async def test_a_single_sqlite_instance_answers_a_message_delivered_twice_at_once_once(
+    running_app: RunningApp,
+) -> None:
+    app = running_app
+    activity = message(
+        "/status", user=ALEX, service_url=app.connector.service_url, tenant_id=app.tenant_id
+    )
+    await asyncio.gather(app.send(copy.deepcopy(activity)), app.send(copy.deepcopy(activity)))
+    await app.send(copy.deepcopy(activity))  # and once more, after the first finished
+    assert len(replies_to(app, activity)) == 1
 
 
 async def test_a_turn_that_failed_is_handled_when_teams_delivers_it_again(

@@ -6,6 +6,7 @@ runs in dev mode (auth off, SQLite file, the Graph simulator in-process with a s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from aiohttp import web
 from bot.adapter import BotAuthConfig, create_adapter
 from bot.exports import RedactingAccessLogger, export_routes
 from bot.handler import FreelanceBot
-from bot.http import create_web_app
+from bot.http import MetricsAccess, create_web_app
 from bot.notifier import TeamsNotifier
 from core.admin import AdminService
 from core.admin_rights import AdminRights
@@ -25,6 +26,8 @@ from core.config import ProgramConfig
 from core.engagements import EngagementService
 from core.exports import ExportLinks
 from core.lifecycle import LifecycleService
+from core.log_context import configure_logging
+from core.metrics import Metrics
 from core.provisioning import JobHandlers
 from core.redelivery import RedeliveryGuard
 from graph.client import GraphSettings, build_graph_client, close_graph_client
@@ -55,6 +58,7 @@ class Components:
     bot: FreelanceBot
     simulator: GraphSimulator | None
     admin: AdminService
+    metrics: Metrics
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -62,6 +66,7 @@ COMPONENTS = web.AppKey("components", Components)
 
 async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     clock = clock or SystemClock()
+    metrics = Metrics()
     storage = await open_storage(settings.database_url)
 
     simulator: GraphSimulator | None = None
@@ -94,7 +99,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         if settings.graph_rate_limit
         else None
     )
-    graph_client = build_graph_client(graph_settings, pacer=pacer)
+    graph_client = build_graph_client(graph_settings, pacer=pacer, metrics=metrics)
     directory = GraphDirectory(graph_client)
 
     config = ProgramConfig(
@@ -150,6 +155,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
                 base_s=settings.job_replication_retry_base_s, cap_s=settings.job_retry_max_s
             ),
         ),
+        metrics=metrics,
     )
     lifecycle = LifecycleService(storage, clock, config, rights=rights)
     export_base_url = settings.export_base_url
@@ -178,18 +184,43 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
             storage, clock, shared=storage.engine.dialect.name == "postgresql"
         ),
         on_work_enqueued=worker.wake,
+        metrics=metrics,
     )
-    app = create_web_app(adapter, bot, extra_routes=export_routes(admin))
+
+    async def collect_stored_figures() -> None:
+        async with storage.transaction() as tx:
+            by_state = await tx.figures.count_by_state()
+            by_kind = await tx.figures.count_jobs()
+        metrics.engagements.replace(((state.value,), count) for state, count in by_state.items())
+        metrics.jobs.replace(((kind, status), count) for (kind, status), count in by_kind.items())
+
+    metrics.registry.add_collector(collect_stored_figures)
+    app = create_web_app(
+        adapter,
+        bot,
+        extra_routes=export_routes(admin),
+        metrics=metrics,
+        metrics_access=MetricsAccess(settings.metrics_token, open_without_token=settings.dev_mode),
+    )
     app[COMPONENTS] = Components(
-        settings, storage, service, handlers, worker, bot, simulator, admin
+        settings, storage, service, handlers, worker, bot, simulator, admin, metrics
     )
+    worker_stopped: list[asyncio.Task[None]] = []
 
     async def start_worker(_app: web.Application) -> None:
         if settings.worker_enabled:
             worker.start()
 
+    async def stop_claiming(_app: web.Application) -> None:
+        # on_shutdown runs once the listening sockets are closed and before aiohttp waits for
+        # the running turns: the worker drains its jobs meanwhile, in the same time budget.
+        worker_stopped.append(asyncio.create_task(worker.stop(settings.shutdown_timeout_s)))
+
     async def shut_down(_app: web.Application) -> None:
-        await worker.stop()
+        if worker_stopped:
+            await worker_stopped.pop()
+        else:
+            await worker.stop(settings.shutdown_timeout_s)
         # The worker may have sent during stop(); close the outbound session after it.
         await adapter.close()
         await close_graph_client(graph_client)
@@ -198,6 +229,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
             await simulator.stop()
 
     app.on_startup.append(start_worker)
+    app.on_shutdown.append(stop_claiming)
     app.on_cleanup.append(shut_down)
     return app
 
@@ -221,10 +253,7 @@ def main() -> None:
     except SettingsError as problem:
         print(problem, file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, json_lines=settings.json_logs, secrets=settings.secrets)
     # msrest warns on every Teams field botbuilder's models lack (e.g. an invoke's `trigger`).
     logging.getLogger("msrest.serialization").setLevel(logging.ERROR)
     if settings.dev_mode:
@@ -237,6 +266,8 @@ def main() -> None:
         port=settings.port,
         print=None,
         access_log_class=RedactingAccessLogger,
+        # SIGTERM: stop accepting, let running turns finish for this long (jobs: see above).
+        shutdown_timeout=settings.shutdown_timeout_s,
     )
 
 

@@ -102,6 +102,15 @@ class Settings(BaseModel):
     job_replication_retry_base_s: float = Field(default=10.0, ge=0)
     job_replication_max_attempts: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # "json" (one object per line, for a log pipeline) or "text"; empty: text in dev mode,
+    # JSON otherwise.
+    log_format: str = ""
+    # GET /metrics wants `Authorization: Bearer METRICS_TOKEN`; without a token it is served
+    # in dev mode only (the bot's port faces the internet in production).
+    metrics_token: str = Field(default="", repr=False)
+    # SIGTERM: stop accepting, then let running turns and jobs finish for this long; jobs still
+    # running then are released for another replica.
+    shutdown_timeout_s: float = Field(default=20.0, ge=0, le=600)
 
     # Accept unauthenticated requests while talking to a real Graph (a local stand-in is fine
     # without this). Only for isolated test rigs: anyone who can reach the port could act as
@@ -146,11 +155,19 @@ class Settings(BaseModel):
             raise ValueError("must be an https:// address (http only for localhost)")
         return value
 
-    @field_validator("export_signing_key")
+    @field_validator("export_signing_key", "metrics_token")
     @classmethod
     def _long_key(cls, value: str) -> str:
         if value and len(value) < 32:
             raise ValueError("must be at least 32 characters (a random secret)")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("", "json", "text"):
+            raise ValueError("must be json or text")
         return value
 
     @field_validator("admin_group_id")
@@ -180,6 +197,25 @@ class Settings(BaseModel):
         if value not in allowed:
             raise ValueError(f"must be one of {', '.join(sorted(allowed))}")
         return value
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" if self.log_format else not self.dev_mode
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line (the log formatter removes them)."""
+        values = [
+            self.app_password,
+            self.graph_token,
+            self.graph_client_secret,
+            self.export_signing_key,
+            self.metrics_token,
+        ]
+        if "@" in self.database_url and "://" in self.database_url:
+            credentials = self.database_url.split("://", 1)[1].rsplit("@", 1)[0]
+            values.append(credentials.partition(":")[2])
+        return [value for value in values if value]
 
     @property
     def auth_enabled(self) -> bool:
@@ -349,6 +385,9 @@ ENV_NAMES: dict[str, str] = {
     "job_replication_retry_base_s": "JOB_REPLICATION_RETRY_BASE_S",
     "job_replication_max_attempts": "JOB_REPLICATION_MAX_ATTEMPTS",
     "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
+    "metrics_token": "METRICS_TOKEN",
+    "shutdown_timeout_s": "SHUTDOWN_TIMEOUT_S",
     "allow_unauthenticated": "ALLOW_UNAUTHENTICATED",
     "dev_graph_port": "DEV_GRAPH_PORT",
     "dev_graph_replication_delay_s": "DEV_GRAPH_REPLICATION_DELAY_S",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
@@ -44,6 +45,8 @@ from core.engagements import EngagementService
 from core.errors import DomainError, InvalidInput, NotAuthorised
 from core.intake import FIELD_CHANNEL_NAME, FIELD_PROJECT_TITLE, FieldErrors
 from core.lifecycle import LifecycleService
+from core.log_context import log_scope
+from core.metrics import Metrics, activity_type_label
 from core.model import Actor, parse_engagement_ref
 from core.redelivery import RedeliveryGuard
 
@@ -70,9 +73,11 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         public_base_url: str = "",
         redelivery: RedeliveryGuard | None = None,
         on_work_enqueued: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__()
         self._redelivery = redelivery
+        self._metrics = metrics or Metrics()
         self._service = service
         self._lifecycle = lifecycle
         self._config = config or ProgramConfig()
@@ -83,22 +88,38 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         AdminCommands(admin, clock, self._config, public_base_url).register(self.commands)
 
     async def on_turn(self, turn_context: TurnContext) -> None:
-        """Messages and install events that Teams re-delivers are handled once. Card actions
-        are not filtered: each answers with an invoke response the client waits for, and
-        their handlers are idempotent (submits are keyed to the form, decisions are
-        compare-and-set, lists only read)."""
+        """Counts and times the turn (fc_turns_total, fc_turn_duration_seconds)."""
+        kind = activity_type_label(turn_context.activity.type)
+        started = time.perf_counter()
+        outcome = "error"
+        with log_scope(activity_type=kind):
+            try:
+                handled = await self._on_turn_once(turn_context)
+                outcome = "ok" if handled else "redelivered"
+            finally:
+                elapsed = time.perf_counter() - started
+                self._metrics.turns.inc(kind, outcome)
+                self._metrics.turn_seconds.observe(elapsed, kind)
+                log.debug("%s turn: %s in %.1f ms", kind, outcome, elapsed * 1000)
+
+    async def _on_turn_once(self, turn_context: TurnContext) -> bool:
+        """Messages and install events that Teams re-delivers are handled once (False for a
+        repeat). Card actions are not filtered: each answers with an invoke response the client
+        waits for, and their handlers are idempotent (submits are keyed to the form, decisions
+        are compare-and-set, lists only read)."""
         key = _redelivery_key(turn_context.activity)
         if key is None or self._redelivery is None:
             await super().on_turn(turn_context)
-            return
+            return True
         if not await self._redelivery.first_delivery(key):
             log.info("ignored a re-delivered %s activity", turn_context.activity.type)
-            return
+            return False
         try:
             await super().on_turn(turn_context)
         except BaseException:
             await self._redelivery.release(key)
             raise
+        return True
 
     # --- commands ---------------------------------------------------------------------------
 

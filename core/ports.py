@@ -142,6 +142,10 @@ class ProgramFigures(Protocol):
 
     async def count_by_state(self) -> dict[EngagementState, int]: ...
 
+    async def count_jobs(self) -> dict[tuple[str, str], int]:
+        """Jobs in the job table by (kind, status), for the metrics endpoint."""
+        ...
+
     async def decision_times(self, since: datetime) -> DurationSummary:
         """Engagements decided at or after `since`: how many, the median time from request to
         decision, and how many were rejected."""

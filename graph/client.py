@@ -25,6 +25,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from core.metrics import Metrics, graph_endpoint
 from graph.rate_limits import Charge, GraphPacer, api_path, charges
 
 GLOBAL_GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -171,6 +172,27 @@ def _pacing_hooks(pacer: GraphPacer) -> dict[str, list[Any]]:
     return {"request": [before], "response": [after]}
 
 
+_STARTED = "fc_started"
+
+
+def _metrics_hooks(metrics: Metrics) -> dict[str, list[Any]]:
+    """httpx event hooks counting every Graph response by method, endpoint template and status
+    (fc_graph_requests_total), and timing it (fc_graph_request_duration_seconds)."""
+
+    async def before(request: httpx.Request) -> None:
+        request.extensions[_STARTED] = time.perf_counter()
+
+    async def after(response: httpx.Response) -> None:
+        request = response.request
+        endpoint = graph_endpoint(api_path(request.url.path))
+        metrics.graph_requests.inc(request.method, endpoint, str(response.status_code))
+        started = request.extensions.get(_STARTED)
+        if isinstance(started, float):
+            metrics.graph_seconds.observe(time.perf_counter() - started, request.method, endpoint)
+
+    return {"request": [before], "response": [after]}
+
+
 def _http_client() -> httpx.AsyncClient:
     # Kiota would retry 429/503/504 itself (three times, sleeping for Retry-After without a
     # cap) inside one job attempt; the durable job worker retries with backoff instead, so
@@ -189,18 +211,27 @@ _resources: weakref.WeakKeyDictionary[
 
 
 def build_graph_client(
-    settings: GraphSettings, *, pacer: GraphPacer | None = None
+    settings: GraphSettings, *, pacer: GraphPacer | None = None, metrics: Metrics | None = None
 ) -> GraphServiceClient:
     """A GraphServiceClient for `settings.base_url` with kiota's retries turned off; with a
-    `pacer`, every request first waits for its share of Graph's rate limits.
+    `pacer`, every request first waits for its share of Graph's rate limits; with `metrics`,
+    every response is counted and timed.
     Raises ValueError when no (or more than one) credential is configured."""
     credential = graph_credential(settings)
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[graph_scope(settings.base_url)])
     http_client = _http_client()
     if settings.request_timeout_s is not None:
         http_client.timeout = httpx.Timeout(settings.request_timeout_s)
-    if pacer is not None:
-        http_client.event_hooks = _pacing_hooks(pacer)
+    hooks: dict[str, list[Any]] = {"request": [], "response": []}
+    # Pacing first: the latency measured is Graph's, not our own wait for the rate limits.
+    for extra in (
+        _pacing_hooks(pacer) if pacer is not None else {},
+        _metrics_hooks(metrics) if metrics is not None else {},
+    ):
+        for event, functions in extra.items():
+            hooks[event].extend(functions)
+    if hooks["request"] or hooks["response"]:
+        http_client.event_hooks = hooks
     adapter = GraphRequestAdapter(auth, client=http_client)
     adapter.base_url = settings.base_url.rstrip("/")
     client = GraphServiceClient(request_adapter=adapter)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from core.errors import (
     TransientDeliveryError,
     TransientDirectoryError,
 )
+from core.log_context import log_scope, new_correlation_id
+from core.metrics import Metrics
 from core.model import Job
 from core.ports import JobStore
 from jobs.backoff import Backoff
@@ -82,7 +85,9 @@ class Worker:
         config: WorkerConfig | None = None,
         *,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._runner = runner
         self._clock = clock
@@ -193,6 +198,28 @@ class Worker:
         )
 
     async def _execute(self, job: Job) -> None:
+        """One run of `job`, in its own log scope (correlation id), counted and timed."""
+        kind = job.kind.value
+        started = time.perf_counter()
+        outcome = "released"  # cancelled at shutdown, unless recorded otherwise below
+        scope = log_scope(
+            correlation_id=new_correlation_id("job"),
+            job_id=str(job.id),
+            job_kind=kind,
+            job_attempt=str(job.attempts),
+            engagement_id=str(job.engagement_id or ""),
+        )
+        try:
+            with scope:
+                outcome = await self._execute_once(job)
+        except Exception:
+            outcome = "error"  # recording the outcome failed; _job_done logs it
+            raise
+        finally:
+            self._metrics.job_runs.inc(kind, outcome)
+            self._metrics.job_seconds.observe(time.perf_counter() - started, kind)
+
+    async def _execute_once(self, job: Job) -> str:
         run = asyncio.create_task(self._runner.run(job), name=f"run-job-{job.id}")
         heartbeat = asyncio.create_task(self._renew_lease(job), name=f"lease-job-{job.id}")
         try:
@@ -206,19 +233,21 @@ class Worker:
             # made. Neither success nor failure is ours to record.
             await _cancel(run)
             log.warning("job %s (%s) stopped: its lease was lost", job.id, job.kind.value)
-            return
+            return "lease_lost"
         await _cancel(heartbeat)
         if run.cancelled():
             raise asyncio.CancelledError
         exc = run.exception()
         if exc is None:
             await self._store.complete(job.id, worker_id=self.worker_id, now=self._clock.now())
-        elif isinstance(exc, Exception):
-            await self._after_failure(job, exc)
-        else:
-            raise exc
+            log.info("job %s (%s) succeeded", job.id, job.kind.value)
+            return "succeeded"
+        if isinstance(exc, Exception):
+            return await self._after_failure(job, exc)
+        raise exc
 
-    async def _after_failure(self, job: Job, exc: Exception) -> None:
+    async def _after_failure(self, job: Job, exc: Exception) -> str:
+        """Record a retry or the failure; returns the outcome ("retry", "failed", "lease_lost")."""
         reason = describe_error(exc)
         permanent = is_permanent(exc)
         if not permanent and not isinstance(exc, TransientDirectoryError | TransientDeliveryError):
@@ -234,7 +263,7 @@ class Worker:
                 # Giving up tells people the work failed; a worker that lost the job must not
                 # say so while the new owner may still succeed.
                 log.warning("job %s: lease lost before giving up; left to its owner", job.id)
-                return
+                return "lease_lost"
             if not permanent:
                 reason = texts.FAIL_TOO_MANY_ATTEMPTS.format(attempts=job.attempts, error=reason)
             log.warning("job %s (%s) failed for good: %s", job.id, job.kind.value, reason)
@@ -242,7 +271,7 @@ class Worker:
             await self._store.fail(
                 job.id, worker_id=self.worker_id, error=reason, now=self._clock.now()
             )
-            return
+            return "failed"
         retry_after = getattr(exc, "retry_after", None)
         delay = backoff.delay(job.attempts, retry_after, self._rng)
         now = self._clock.now()
@@ -254,6 +283,7 @@ class Worker:
             error=reason,
             now=now,
         )
+        return "retry"
 
     async def _renew_lease(self, job: Job) -> None:
         """Renew the lease every third of its length; return once it is lost: taken by

@@ -265,6 +265,15 @@ class SqlProgramFigures:
         )
         return {EngagementState(state): count for state, count in rows}
 
+    async def count_jobs(self) -> dict[tuple[str, str], int]:
+        # A scan of the job table (finished jobs stay in it); read once per metrics scrape.
+        rows = await self._connection.execute(
+            sa.select(jobs.c.kind, jobs.c.status, sa.func.count()).group_by(
+                jobs.c.kind, jobs.c.status
+            )
+        )
+        return {(kind, status): count for kind, status, count in rows}
+
     async def decision_times(self, since: datetime) -> DurationSummary:
         c = engagements.c
         window = c.decided_at >= since

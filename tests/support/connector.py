@@ -133,6 +133,7 @@ class ConnectorStandIn:
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._forbidden: dict[str, tuple[int, str, str]] = {}
         self._failures: list[_Failure] = []
+        self._delays: list[tuple[str, re.Pattern[str], float]] = []
         self._ids = itertools.count(1)
         self._server = BackgroundServer(self._app(), name="connector")
 
@@ -241,6 +242,12 @@ class ConnectorStandIn:
                     times,
                 )
             )
+
+    def delay(self, method: str, path_pattern: str, seconds: float) -> None:
+        """Answer every request whose method matches and whose decoded path matches the regex
+        `path_pattern` only after `seconds` (a slow Bot Connector, so a turn takes long)."""
+        with self._lock:
+            self._delays.append((method.upper(), re.compile(path_pattern), seconds))
 
     # -- what was recorded ----------------------------------------------------------------
 
@@ -391,6 +398,14 @@ class ConnectorStandIn:
         route = request.match_info.route
         if route.name:
             match["operation"] = route.name
+        with self._lock:
+            delays = [
+                seconds
+                for method, pattern, seconds in self._delays
+                if method == request.method and pattern.search(request.path)
+            ]
+        if delays:
+            await asyncio.sleep(max(delays))
         response = self._injected_failure(request)
         if response is None:
             try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,20 @@ from aiohttp import web
 
 from app import COMPONENTS, build_app
 from bot.adapter import APOLOGY_TEXT
+from cards import verbs as V
+from core import audit_actions as A
+from core.model import EngagementState
 from tests.contract.conftest import _reset_schema, postgres_url  # noqa: F401 (fixture)
-from tests.e2e.conftest import ALEX, RunningApp, e2e_settings
-from tests.support.activities import installation_update, message, personal_conversation_id
+from tests.e2e.conftest import ALEX, MARKETING, MEGAN, RunningApp, e2e_settings
+from tests.e2e.steps import intake_values, texts_to
+from tests.support.activities import (
+    conversation_update_bot_added,
+    installation_update,
+    invoke_action,
+    message,
+    personal_conversation_id,
+)
+from tests.support.cards import card_of, card_text, invoke_card, verbs
 from tests.support.connector import ConnectorStandIn
 
 
@@ -129,3 +142,118 @@ async def test_a_body_over_one_mebibyte_gets_413_and_no_turn(running_app: Runnin
     status, _ = await app.send(activity)
     assert status == 413
     assert replies_to(app, activity) == []
+
+
+@pytest.fixture
+async def replicas_one_worker(
+    tmp_path: Path,
+    connector: ConnectorStandIn,
+    postgres_url: str,  # noqa: F811 (the fixture imported above)
+) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
+    """Two replicas on one PostgreSQL database; only the first runs jobs, so that every Graph
+    write reaches one simulator (each dev-mode replica has its own) and can be counted."""
+    await _reset_schema(postgres_url)
+    first = await build_app(e2e_settings(tmp_path, database_url=postgres_url))
+    second = await build_app(
+        e2e_settings(tmp_path, database_url=postgres_url, worker_enabled=False)
+    )
+    runner_a, url_a = await start(first)
+    runner_b, url_b = await start(second)
+    async with aiohttp.ClientSession() as http:
+        yield (
+            RunningApp(url_a, http, connector, first[COMPONENTS]),
+            RunningApp(url_b, http, connector, second[COMPONENTS]),
+        )
+    await runner_b.cleanup()
+    await runner_a.cleanup()
+
+
+async def test_every_activity_of_the_scenario_delivered_three_times_at_once_acts_once(
+    replicas_one_worker: tuple[RunningApp, RunningApp],
+) -> None:
+    """Teams' re-delivery at its worst: every activity of the end-to-end scenario arrives three
+    times at the same moment, spread over two replicas. No message, decision, job or Graph
+    write happens twice; every copy of a card action still gets its invoke response."""
+    a, b = replicas_one_worker
+    url, tenant = a.connector.service_url, a.tenant_id
+
+    async def deliver_three_times(activity: dict[str, Any]) -> list[tuple[int, Any]]:
+        copies = [copy.deepcopy(activity) for _ in range(3)]
+        return list(await asyncio.gather(a.send(copies[0]), b.send(copies[1]), a.send(copies[2])))
+
+    for activity in (
+        installation_update(user=ALEX, service_url=url, tenant_id=tenant),
+        installation_update(user=MEGAN, service_url=url, tenant_id=tenant),
+        conversation_update_bot_added(
+            team=MARKETING, user=ALEX, service_url=url, tenant_id=tenant
+        ),
+        installation_update(user=ALEX, team=MARKETING, service_url=url, tenant_id=tenant),
+    ):
+        assert all(s in (200, 201) for s, _ in await deliver_three_times(activity))
+
+    ask = message("/request", user=ALEX, service_url=url, tenant_id=tenant)
+    await deliver_three_times(ask)
+    assert len(replies_to(a, ask)) == 1
+
+    submit = invoke_action(
+        V.INTAKE_SUBMIT, intake_values(), user=ALEX, service_url=url, tenant_id=tenant
+    )
+    responses = await deliver_three_times(submit)
+    assert [s for s, _ in responses] == [200, 200, 200]
+    submitted = {card_text(invoke_card(body)).split("FC-")[1].split()[0] for _, body in responses}
+    assert len(submitted) == 1
+    engagement_id = int(submitted.pop())
+
+    await a.connector.wait_for_activity(lambda x: V.APPROVE in verbs(card_of(x)), timeout=10)
+    approve = invoke_action(
+        V.APPROVE, {V.ENGAGEMENT_ID: engagement_id}, user=MEGAN, service_url=url, tenant_id=tenant
+    )
+    responses = await deliver_three_times(approve)
+    assert [s for s, _ in responses] == [200, 200, 200]
+    # Each copy's card tells the truth: approved by Megan (the later copies add that nothing
+    # was changed by them).
+    assert all("Approved by Megan Bowen on" in card_text(invoke_card(b)) for _, b in responses)
+    await a.wait_for_state(engagement_id, EngagementState.ACTIVE)
+    await a.wait_until(lambda: "is ready" in texts_to(a, MEGAN), what="Megan's ready notice")
+
+    status = message("/status", user=ALEX, service_url=url, tenant_id=tenant)
+    await deliver_three_times(status)
+    assert len(replies_to(a, status)) == 1
+    await a.components.worker.run_until_idle()
+
+    # One engagement, one decision, one run of each job.
+    async with a.components.storage.transaction() as tx:
+        audit = [r.action for r in await tx.audit.list_for_engagement(engagement_id)]
+    assert audit.count(A.ENGAGEMENT_SUBMITTED) == 1
+    assert audit.count(A.ENGAGEMENT_APPROVED) == 1
+    assert audit.count(A.GRAPH_CHANNEL_CREATED) == 1
+    assert audit.count(A.WELCOME_POSTED) == 1
+    jobs = await a.components.storage.jobs.list_for_engagement(engagement_id)
+    assert Counter(job.kind.value for job in jobs)["route_approval"] == 1
+    # Provisioning is one job per step; notices and reminders are one job per recipient/date.
+    assert all(job.status.value == "succeeded" for job in jobs if job.kind.value == "provision")
+    payloads = Counter(
+        (job.kind.value, json.dumps(job.payload, sort_keys=True))
+        for job in jobs
+        if job.kind.value != "provision"
+    )
+    assert all(count == 1 for count in payloads.values()), payloads
+    assert await b.components.storage.jobs.list_for_engagement(engagement_id) == jobs
+
+    # Graph: every write exactly once.
+    writes = Counter(
+        (r.method, r.path)
+        for r in a.simulator.requests
+        if r.method in ("POST", "PATCH", "PUT", "DELETE")
+    )
+    assert writes and all(count == 1 for count in writes.values()), writes
+    assert b.simulator.requests == []
+
+    # Teams: no message twice in any conversation (same conversation, same words).
+    sent = Counter(
+        (call.path, card_text(card_of(call.json)) if card_of(call.json) else call.json.get("text"))
+        for call in a.connector.calls
+        if call.method == "POST" and isinstance(call.json, dict) and call.json.get("type")
+    )
+    assert len(sent) >= 6, sent
+    assert all(count == 1 for count in sent.values()), [k for k, n in sent.items() if n > 1]

@@ -5,6 +5,7 @@ longer."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -31,42 +32,11 @@ def free_port() -> int:
 async def test_dev_mode_process_serves_health_and_turns_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("Microsoft", "GRAPH_", "BOT_"))
-    }
-    env.update(PORT=str(port), DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'fc.db'}")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "app.py",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = await start_app(tmp_path)
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{base}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the app did not answer /healthz")
             with ConnectorStandIn() as connector:
-                activity = message(
-                    "/help",
-                    user=ALEX,
-                    service_url=connector.service_url,
-                    tenant_id="00000000-0000-0000-0000-0000000000f1",
-                )
-                async with http.post(f"{base}/api/messages", json=activity) as response:
-                    assert response.status in (200, 201)
+                assert await post_help(http, base, connector.service_url) in (200, 201)
                 reply = await connector.wait_for_activity(lambda a: card_of(a) is not None)
                 assert "/request" in card_text(card_of(reply))
     finally:
@@ -145,7 +115,7 @@ async def test_sigterm_lets_a_running_turn_finish_and_its_reply_reach_teams(
                 process.kill()
                 await process.wait()
         replies = [c for c in connector.calls if c.method == "POST" and c.status in (200, 201)]
-        assert len(replies) == 1 and "/request" in json_text(replies[0].json)
+        assert len(replies) == 1 and "/request" in json.dumps(replies[0].json)
     text = output.decode()
     assert process.returncode == 0, text
     assert "Traceback" not in text
@@ -174,9 +144,3 @@ async def test_sigterm_stops_waiting_for_a_turn_after_the_shutdown_timeout(
     assert process.returncode == 0, output.decode()
     # One second for the turn, the rest for closing down; well before the reply's 8 s.
     assert stopped_after < 6, stopped_after
-
-
-def json_text(value: object) -> str:
-    import json
-
-    return json.dumps(value)

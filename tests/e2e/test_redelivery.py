@@ -6,6 +6,7 @@ re-delivery that should succeed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 from collections import Counter
@@ -22,6 +23,7 @@ from bot.adapter import APOLOGY_TEXT
 from cards import verbs as V
 from core import audit_actions as A
 from core.model import EngagementState
+from settings import Settings
 from tests.contract.conftest import _reset_schema, postgres_url  # noqa: F401 (fixture)
 from tests.e2e.conftest import ALEX, MARKETING, MEGAN, RunningApp, e2e_settings
 from tests.e2e.steps import intake_values, texts_to
@@ -45,6 +47,24 @@ async def start(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
+@contextlib.asynccontextmanager
+async def replicas(
+    connector: ConnectorStandIn, *settings: Settings
+) -> AsyncIterator[list[RunningApp]]:
+    """One running app per `settings`, in this process, sharing `connector`."""
+    apps = [await build_app(one) for one in settings]
+    started = [await start(app) for app in apps]
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield [
+                RunningApp(url, http, connector, app[COMPONENTS])
+                for app, (_runner, url) in zip(apps, started, strict=True)
+            ]
+    finally:
+        for runner, _url in reversed(started):
+            await runner.cleanup()
+
+
 @pytest.fixture
 async def two_replicas(
     tmp_path: Path,
@@ -54,16 +74,8 @@ async def two_replicas(
     """Two instances of the app on one PostgreSQL database, as replicas run."""
     await _reset_schema(postgres_url)
     settings = e2e_settings(tmp_path, database_url=postgres_url)
-    first, second = await build_app(settings), await build_app(settings)
-    runner_a, url_a = await start(first)
-    runner_b, url_b = await start(second)
-    async with aiohttp.ClientSession() as http:
-        yield (
-            RunningApp(url_a, http, connector, first[COMPONENTS]),
-            RunningApp(url_b, http, connector, second[COMPONENTS]),
-        )
-    await runner_b.cleanup()
-    await runner_a.cleanup()
+    async with replicas(connector, settings, settings) as (first, second):
+        yield first, second
 
 
 def replies_to(app: RunningApp, activity: dict[str, Any]) -> list[dict[str, Any]]:
@@ -153,19 +165,10 @@ async def replicas_one_worker(
     """Two replicas on one PostgreSQL database; only the first runs jobs, so that every Graph
     write reaches one simulator (each dev-mode replica has its own) and can be counted."""
     await _reset_schema(postgres_url)
-    first = await build_app(e2e_settings(tmp_path, database_url=postgres_url))
-    second = await build_app(
-        e2e_settings(tmp_path, database_url=postgres_url, worker_enabled=False)
-    )
-    runner_a, url_a = await start(first)
-    runner_b, url_b = await start(second)
-    async with aiohttp.ClientSession() as http:
-        yield (
-            RunningApp(url_a, http, connector, first[COMPONENTS]),
-            RunningApp(url_b, http, connector, second[COMPONENTS]),
-        )
-    await runner_b.cleanup()
-    await runner_a.cleanup()
+    settings = e2e_settings(tmp_path, database_url=postgres_url)
+    web_only = e2e_settings(tmp_path, database_url=postgres_url, worker_enabled=False)
+    async with replicas(connector, settings, web_only) as (first, second):
+        yield first, second
 
 
 async def test_every_activity_of_the_scenario_delivered_three_times_at_once_acts_once(

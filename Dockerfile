@@ -46,11 +46,10 @@ EXPOSE 3978
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3978'), timeout=4)" || exit 1
 
-# Exec form: python is PID 1 and receives SIGTERM itself. aiohttp's run_app handles SIGTERM:
-# it stops accepting connections, lets running requests finish, then runs the app's cleanup:
-# the worker stops claiming jobs, gives running ones up to 10 s and releases the rest (due at
-# once, for any replica), and Graph and the database are closed; the process exits 0. Allow
-# more than Docker's default 10 s for that: `docker stop -t 30` (Kubernetes: the default
-# terminationGracePeriodSeconds of 30 s is enough).
+# Exec form: python is PID 1 and receives SIGTERM itself. The app then stops accepting
+# connections, lets running turns and jobs finish for up to SHUTDOWN_TIMEOUT_S (20 s), releases
+# jobs still running (due at once, for any replica), closes Graph and the database and exits 0.
+# Allow more than that: `docker stop -t 30` (Kubernetes: the default
+# terminationGracePeriodSeconds of 30 s fits the default timeout).
 STOPSIGNAL SIGTERM
 CMD ["python", "app.py"]

@@ -13,8 +13,10 @@ botbuilder-integration-aiohttp 4.17.1 needs (see shared/platform/stack-check.md,
 * It writes invoke responses itself. Upstream serializes `InvokeResponse.body` a second time,
   after `ActivityHandler` has already turned it into a dict, and every invoke with a body
   (adaptiveCard/action, task/fetch, ...) fails with 500.
-* It answers bad requests (not JSON, not an object, no activity type or serviceUrl) with 400
-  and a wrong content type with 415, instead of 500.
+* It answers bad requests with 400 and a wrong content type with 415, instead of 500 or a
+  failed turn: not JSON, not an object, text with a NUL or a lone surrogate, no activity type
+  or http(s) serviceUrl, no conversation id or an activity id that cannot go into a reply's URL
+  and header, fields (Teams channelData too) that botbuilder cannot read.
 
 It also makes turns cheap (shared/platform/botbuilder-turn-cost.md): its authentication is
 wrapped in `ReusingBotFrameworkAuthentication` (bot/connector_fast.py: connector clients reused
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import SimpleNamespace
@@ -42,7 +45,13 @@ from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
 )
-from botbuilder.schema import Activity, ActivityTypes, CallerIdConstants
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    CallerIdConstants,
+)
+from botbuilder.schema.teams import TeamsChannelData
 from botframework.connector.auth import (
     AuthenticateRequestResult,
     AuthenticationConstants,
@@ -52,7 +61,7 @@ from msrest.serialization import Model
 
 from bot import patches
 from bot.connector_fast import ReplyCopyingTurnContext, ReusingBotFrameworkAuthentication
-from bot.conversations import tenant_id
+from bot.conversations import TEAMS_CHANNEL_ID, tenant_id
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +222,15 @@ def invoke_response_to_http(invoke_response: InvokeResponse | None) -> web.Respo
     body: Any = invoke_response.body
     if body is None:
         return web.Response(status=status)
+    if isinstance(body, AdaptiveCardInvokeResponse) and isinstance(body.value, Exception):
+        # ActivityHandler answers a malformed Action.Execute with 400 and the error as an
+        # Exception(code, message), which msrest cannot serialize: that 400 became a 500.
+        code, message, *_ = [*body.value.args, "BadRequest", ""]
+        body = {
+            "statusCode": status,
+            "type": body.type,
+            "value": {"code": str(code), "message": str(message)},
+        }
     if isinstance(body, Model):
         body = serializer_helper(body)
     return web.json_response(body, status=status)
@@ -379,7 +397,8 @@ async def _read_activity(request: web.Request) -> Activity:
             content_type="application/json",
         ) from too_large
     try:
-        body = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        body = json.loads(text)
     except ValueError:  # also UnicodeDecodeError
         _reject(web.HTTPBadRequest, "BadArgument", "The body is not JSON.", log_reason="not JSON")
     if not isinstance(body, dict):
@@ -389,23 +408,26 @@ async def _read_activity(request: web.Request) -> Activity:
             "The body is not a JSON object.",
             log_reason="not a JSON object",
         )
-    try:
-        activity = Activity().deserialize(body)
-    except Exception:  # msrest raises several types for ill-typed fields; all are bad input
+    if _UNSTORABLE_ESCAPE.search(text) and not _is_storable(body):
+        # JSON allows "\ud800" alone and "\u0000", but no UTF-8 encoder takes the first and
+        # PostgreSQL stores neither: every write or reply of such a text would fail the turn.
         _reject(
             web.HTTPBadRequest,
             "BadArgument",
-            "The body is not an activity.",
-            log_reason="not an activity",
+            "The body has a NUL character or a lone surrogate (half of a UTF-16 character).",
+            log_reason="NUL or lone surrogate",
         )
-    if not activity.type:
+    if not isinstance(body.get("type"), str) or not body["type"]:
         _reject(
             web.HTTPBadRequest,
             "BadArgument",
             "The activity has no type.",
             log_reason="activity without type",
         )
-    if not activity.service_url:
+    service_url = body.get("serviceUrl")
+    if not isinstance(service_url, str) or not service_url.lower().startswith(
+        ("https://", "http://")
+    ):
         # botbuilder checks the token's serviceurl claim only when the activity has a
         # serviceUrl, and a turn without one cannot reply anyway.
         _reject(
@@ -414,7 +436,67 @@ async def _read_activity(request: web.Request) -> Activity:
             "The activity has no serviceUrl.",
             log_reason="activity without serviceUrl",
         )
+    conversation = body.get("conversation")
+    conversation_id = conversation.get("id") if isinstance(conversation, dict) else None
+    if not _is_usable_id(conversation_id):
+        # Every reply names the conversation in its URL and in a header.
+        _reject(
+            web.HTTPBadRequest,
+            "BadArgument",
+            "The activity has no conversation id.",
+            log_reason="activity without conversation id",
+        )
+    if body.get("id") not in (None, "") and not _is_usable_id(body["id"]):
+        # A reply names the activity it answers in its URL.
+        _reject(
+            web.HTTPBadRequest,
+            "BadArgument",
+            "The activity id is not usable.",
+            log_reason="unusable activity id",
+        )
+    try:
+        activity = Activity().deserialize(body)
+        if activity.channel_id == TEAMS_CHANNEL_ID:
+            # Read by botbuilder's Teams handler for some activity types; ill-typed, it fails
+            # the turn there.
+            TeamsChannelData().deserialize(activity.channel_data)
+    except Exception:  # msrest raises several types for ill-typed fields; all are bad input
+        _reject(
+            web.HTTPBadRequest,
+            "BadArgument",
+            "The body is not an activity.",
+            log_reason="not an activity",
+        )
     return activity
+
+
+# Teams' ids (conversations, activities) are machine values of up to a few hundred characters;
+# these limits keep a reply's URL and its x-ms-conversation-id header valid whatever the caller
+# sent.
+MAX_ID_LENGTH = 1024
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Only an escape can put a NUL or a lone surrogate into a string that json.loads returns.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _is_usable_id(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and not _CONTROL_CHARACTERS.search(value)
+    )
+
+
+def _is_storable(value: object) -> bool:
+    """No NUL character and no lone surrogate in any string (key or value) of `value`."""
+    if isinstance(value, str):
+        return "\x00" not in value and not _LONE_SURROGATE.search(value)
+    if isinstance(value, dict):
+        return all(_is_storable(k) and _is_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_storable(v) for v in value)
+    return True
 
 
 def _invoke_error_response(activity: Activity) -> InvokeResponse:

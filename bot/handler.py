@@ -11,9 +11,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import date
+from http import HTTPStatus
 from typing import Any
 
-from botbuilder.core import TurnContext
+from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 from botbuilder.schema.teams import TeamInfo
@@ -47,12 +48,13 @@ from core.intake import FIELD_CHANNEL_NAME, FIELD_PROJECT_TITLE, FieldErrors
 from core.lifecycle import LifecycleService
 from core.log_context import log_scope
 from core.metrics import Metrics, activity_type_label
-from core.model import Actor, parse_engagement_ref
+from core.model import MAX_ENGAGEMENT_ID, Actor, parse_engagement_ref
 from core.redelivery import RedeliveryGuard
 
 log = logging.getLogger(__name__)
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+ADAPTIVE_CARD_ACTION = "adaptiveCard/action"  # the invoke name of Action.Execute
 # The longest intake field is 2,000 characters; longer values are tampering, not typing.
 ECHO_LIMIT = 2_000
 
@@ -182,10 +184,7 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             # Keeps the reference fresh (service URLs can change) and learns how to reach users
             # who only ever talk to the bot in a channel.
             await self._service.record_user_seen(conversation)
-        text = (
-            TurnContext.remove_recipient_mention(activity) if activity.entities else activity.text
-        )
-        text = (text or "").strip()
+        text = _without_bot_mention(activity).strip()
         resolved = self.commands.resolve(text)
         if resolved is None:
             await self._unknown_command(turn_context, actor, text)
@@ -278,6 +277,16 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             card_message(help_card(await self._help_lines(actor), greeting=True))
         )
 
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        """Of Teams' conversation updates the bot only needs members added. botbuilder's Teams
+        dispatch fails the turn on an update without channelData, and first looks up every
+        added member at the Bot Connector, one call each (one not found fails the turn)."""
+        activity = turn_context.activity
+        if not is_teams(activity):
+            await super().on_conversation_update_activity(turn_context)
+        elif activity.members_added:
+            await self.on_teams_members_added(activity.members_added, None, turn_context)
+
     async def on_teams_members_added(
         self,
         teams_members_added: list[ChannelAccount],
@@ -322,11 +331,24 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
 
     # --- card actions -----------------------------------------------------------------------
 
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        """Only Action.Execute (adaptiveCard/action) is handled: the app has no messaging
+        extension, task module, tab or sign-in. Any other invoke, or an action that is not an
+        object, is a bad request (botbuilder would answer 501, or fail the turn on a value it
+        cannot read)."""
+        activity = turn_context.activity
+        value = activity.value
+        action = value.get("action") if isinstance(value, dict) else None
+        malformed = action is not None and not isinstance(action, dict)
+        if activity.name != ADAPTIVE_CARD_ACTION or malformed:
+            return InvokeResponse(status=HTTPStatus.BAD_REQUEST)
+        return await super().on_invoke_activity(turn_context)
+
     async def on_adaptive_card_invoke(
         self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
     ) -> AdaptiveCardInvokeResponse:
         action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
-        verb = action.get("verb")
+        verb = action.get("verb") if isinstance(action.get("verb"), str) else None
         raw_data = action.get("data")
         data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
         actor = actor_of(turn_context.activity)
@@ -537,11 +559,30 @@ def _iso(value: date | None) -> str:
 def _engagement_id(value: object) -> int | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        # isdigit() alone also accepts digits like "²", which int() refuses.
+        value = int(value)
     if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
-        return int(value)
+        return value if 0 < value <= MAX_ENGAGEMENT_ID else None
     return None
+
+
+def _without_bot_mention(activity: Any) -> str:
+    """The message's text without the bot's @mention. botbuilder's remove_recipient_mention
+    fails the turn on a message without text or recipient or with a malformed mention entity,
+    and uses the mention's text as a regular expression."""
+    text = activity.text if isinstance(activity.text, str) else ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for entity in activity.entities or []:
+        kind = getattr(entity, "type", None)
+        if not isinstance(kind, str) or kind.lower() != "mention":
+            continue
+        details = getattr(entity, "additional_properties", None) or {}
+        mentioned, mention_text = details.get("mentioned"), details.get("text")
+        if isinstance(mentioned, dict) and mentioned.get("id") == bot_id:
+            if isinstance(mention_text, str) and mention_text:
+                text = text.replace(mention_text, "")
+    return text
 
 
 # Activities whose repeats are dropped (see FreelanceBot.on_turn).

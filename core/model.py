@@ -76,10 +76,17 @@ def engagement_ref(engagement_id: int) -> str:
     return f"FC-{engagement_id}"
 
 
+# Engagement ids are PostgreSQL integers: a larger number names no engagement, and asking the
+# database for it would fail.
+MAX_ENGAGEMENT_ID = 2**31 - 1
+
+
 def parse_engagement_ref(text: str) -> int | None:
-    """`FC-12`, `fc12` or `12` -> 12; anything else -> None."""
+    """`FC-12`, `fc12` or `12` -> 12; anything else (or a number over MAX_ENGAGEMENT_ID)
+    -> None."""
     match = _REF_RE.match(text) or re.match(r"^\s*(\d{1,12})\s*$", text)
-    return int(match.group(1)) if match else None
+    number = int(match.group(1)) if match else None
+    return number if number is not None and number <= MAX_ENGAGEMENT_ID else None
 
 
 @dataclass(frozen=True)

@@ -383,6 +383,8 @@ class ConnectorStandIn:
         ]
         app = web.Application(middlewares=[self._record])
         for method, path, operation, handler in routes:
+            # An id may hold any character but "/" (aiohttp's default also refuses "{" and "}").
+            path = re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path)
             app.router.add_route(method, path, handler, name=operation)
         return app
 

@@ -30,7 +30,12 @@ from core.log_context import configure_logging
 from core.metrics import Metrics
 from core.provisioning import JobHandlers
 from core.redelivery import RedeliveryGuard
-from graph.client import GraphSettings, build_graph_client, close_graph_client
+from graph.client import (
+    GraphSettings,
+    build_graph_client,
+    close_graph_client,
+    load_graph_models,
+)
 from graph.dev_seed import DEV_TENANT_ID, seed_dev_directory
 from graph.directory import GraphDirectory
 from graph.rate_limits import DOCUMENTED_LIMITS, GraphPacer
@@ -206,12 +211,21 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         settings, storage, service, handlers, worker, bot, simulator, admin, metrics
     )
     worker_stopped: list[asyncio.Task[None]] = []
+    warming: list[asyncio.Task[None]] = []
 
-    async def start_worker(_app: web.Application) -> None:
+    async def warm_up_then_work() -> None:
+        # Off the event loop, so turns are served meanwhile; the worker starts after it, since
+        # jobs parse Graph responses and would otherwise import the models on the loop.
+        await asyncio.to_thread(load_graph_models)
         if settings.worker_enabled:
             worker.start()
 
+    async def start_worker(_app: web.Application) -> None:
+        warming.append(asyncio.create_task(warm_up_then_work()))
+
     async def stop_claiming(_app: web.Application) -> None:
+        for task in warming:
+            task.cancel()  # a worker that has not started yet must not start now
         # on_shutdown runs once the listening sockets are closed and before aiohttp waits for
         # the running turns: the worker drains its jobs meanwhile, in the same time budget.
         worker_stopped.append(asyncio.create_task(worker.stop(settings.shutdown_timeout_s)))

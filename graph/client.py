@@ -239,6 +239,16 @@ def build_graph_client(
     return client
 
 
+def load_graph_models() -> None:
+    """Import msgraph-sdk's model modules now. The SDK imports about 1,200 of them the first
+    time it parses a response (`Entity.get_field_deserializers`): 1-5 s of blocking imports on
+    the event loop, which stall every turn and can cost running jobs their leases. Call it in a
+    thread at start-up."""
+    from msgraph.generated.models.user import User
+
+    User().get_field_deserializers()
+
+
 async def close_graph_client(client: GraphServiceClient) -> None:
     """Close the HTTP connections and the credential of a client from build_graph_client."""
     resources = _resources.pop(client, None)

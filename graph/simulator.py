@@ -1084,7 +1084,7 @@ class GraphSimulator:
             status = self._rng.choice((503, 504))
             applied = status == 504 and self._rng.random() < self.applied_fault_share
             if applied:
-                await self._apply_quietly(request, handler)
+                applied = await self._apply_quietly(request, handler)
             code, message = _FAULT_BODIES[status]
             error = GraphHttpError(status, code, message)
             error.outcome = "fault-after-apply" if applied else "fault"
@@ -1092,7 +1092,7 @@ class GraphSimulator:
         if draw < self.fault_rate + self.timeout_rate:
             applied = self._rng.random() < self.applied_fault_share
             if applied:
-                await self._apply_quietly(request, handler)
+                applied = await self._apply_quietly(request, handler)
             await asyncio.sleep(self.timeout_hang_s)
             code, message = _FAULT_BODIES[504]
             error = GraphHttpError(504, code, message)
@@ -1103,9 +1103,15 @@ class GraphSimulator:
     async def _apply_quietly(
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> None:
-        with contextlib.suppress(GraphHttpError, web.HTTPException):
-            await handler(request)
+    ) -> bool:
+        """Run the request's handler, dropping its answer; True if it took effect (2xx). A
+        request Graph would have refused (an existing sponsor's 400, say) changed nothing, so
+        its fault is a plain fault: counting it as applied made a false duplicate."""
+        try:
+            response = await handler(request)
+        except (GraphHttpError, web.HTTPException):
+            return False
+        return 200 <= response.status < 300
 
     async def _rate_limit(self, request: web.Request) -> None:
         if self._throttle is None:

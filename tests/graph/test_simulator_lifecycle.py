@@ -689,3 +689,20 @@ async def test_lifecycle_endpoints_need_a_bearer_token(
     assert_graph_error(body, "InvalidAuthenticationToken")
     user = sim.user(LEE_ID)
     assert user is not None and user.account_enabled is True
+
+
+async def test_a_fault_on_a_write_graph_refuses_is_not_counted_as_applied(
+    sim: GraphSimulator, http: aiohttp.ClientSession
+) -> None:
+    """Regression: a sponsor write repeated after a 504 that had applied the first one was
+    refused (400, the sponsor exists) and then answered 504 again; the simulator counted it as
+    applied, and the provisioning engine's exactly-once check failed now and then."""
+    sim.add_sponsor(PAT_GUEST_ID, ALEX_ID)
+    sim.set_faults(timeout_rate=1.0, timeout_hang_s=0.0, applied_fault_share=1.0)
+    status, _, _ = await call(
+        http, "POST", f"/users/{PAT_GUEST_ID}/sponsors/$ref", json=ref(ALEX_ID)
+    )
+    assert status == 504
+    assert [r.outcome for r in sim.requests if r.method == "POST"] == ["timeout"]
+    assert sim.applied_writes() == {}
+    assert sim.sponsors(PAT_GUEST_ID) == [ALEX_ID]

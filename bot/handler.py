@@ -44,7 +44,12 @@ from core.clock import Clock
 from core.config import ProgramConfig
 from core.engagements import EngagementService
 from core.errors import DomainError, InvalidInput, NotAuthorised
-from core.intake import FIELD_CHANNEL_NAME, FIELD_PROJECT_TITLE, FieldErrors
+from core.intake import (
+    FIELD_CHANNEL_NAME,
+    FIELD_PROJECT_TITLE,
+    FieldErrors,
+    prefill_from_command,
+)
 from core.lifecycle import LifecycleService
 from core.log_context import log_scope
 from core.metrics import Metrics, activity_type_label
@@ -127,7 +132,13 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
 
     def _register_commands(self) -> None:
         self.commands.add(
-            Command("/request", texts.CMD_REQUEST_HELP, self.cmd_request, aliases=("new request",))
+            Command(
+                "/request",
+                texts.CMD_REQUEST_HELP,
+                self.cmd_request,
+                usage=texts.CMD_REQUEST_USAGE,
+                aliases=("new request",),
+            )
         )
         self.commands.add(Command("/status", texts.CMD_STATUS_HELP, self.cmd_status))
         self.commands.add(Command("/help", texts.CMD_HELP_HELP, self.cmd_help))
@@ -221,7 +232,12 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         if thread:
             current = await self._service.team_for_thread(thread)
             selected = current.aad_group_id if current else None
-        card = intake_card(teams, today=self._clock.now().date(), selected_team_id=selected)
+        card = intake_card(
+            teams,
+            today=self._clock.now().date(),
+            values=prefill_from_command(args),
+            selected_team_id=selected,
+        )
         await turn_context.send_activity(card_message(card))
 
     async def cmd_status(self, turn_context: TurnContext, actor: Actor, args: str) -> None:

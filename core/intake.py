@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, TypeAdapter, ValidationError
 
 from core import texts
-from core.channel_names import channel_name_error
+from core.channel_names import channel_name_error, suggest_channel_name
 
 # Card input ids; the intake card and the validation share them.
 FIELD_PROJECT_TITLE = "project_title"
@@ -39,6 +40,34 @@ LIMITS: dict[str, tuple[int, int]] = {
 
 # A user east of UTC may legitimately start "today" while it is still yesterday in UTC.
 START_DATE_SLACK = timedelta(days=1)
+
+
+def prefill_from_command(args: str) -> dict[str, str]:
+    """`/request jane@contoso.com Website redesign` -> the form's freelancer e-mail (the first
+    word with an @), project title (the other words) and a channel name suggested from it.
+
+    Nothing is judged here: the form shows the values and validates them on submit like typed
+    ones. Control and format characters (RTL overrides, zero-width) are dropped and each value
+    is cut to its field's limit, so what the card echoes stays bounded."""
+    # Format characters (Cf: direction overrides, zero-width) vanish; controls separate words.
+    visible = "".join(
+        ""
+        if unicodedata.category(ch) == "Cf"
+        else " "
+        if unicodedata.category(ch)[0] == "C"
+        else ch
+        for ch in args
+    )
+    words = visible.split()
+    email = next((word for word in words if "@" in word), "")
+    if email:
+        words.remove(email)
+    title = " ".join(words)[: LIMITS[FIELD_PROJECT_TITLE][1]].strip()
+    values = {FIELD_FREELANCER_EMAIL: email[: LIMITS[FIELD_FREELANCER_EMAIL][1]]}
+    if title:
+        values[FIELD_PROJECT_TITLE] = title
+        values[FIELD_CHANNEL_NAME] = suggest_channel_name(title)
+    return {field: value for field, value in values.items() if value}
 
 
 class FieldErrors(Exception):

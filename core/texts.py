@@ -14,7 +14,8 @@ HELP_TITLE = "What I can do"
 HELP_FOOTER = "Type a command, for example /request."
 
 # --- commands ------------------------------------------------------------------------------
-CMD_REQUEST_HELP = "Request a freelancer: opens the intake form"
+CMD_REQUEST_HELP = "Request a freelancer: opens the intake form, filled in with what you give"
+CMD_REQUEST_USAGE = "/request [E-MAIL] [PROJECT TITLE]"
 CMD_STATUS_HELP = "Your engagements and where they stand"
 CMD_HELP_HELP = "The commands you can use"
 CMD_PENDING_HELP = "Engagements waiting for a decision (admins)"

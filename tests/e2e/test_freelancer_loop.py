@@ -139,3 +139,22 @@ async def test_request_to_provisioned_channel_over_real_http(running_app: Runnin
         assert expected in actions, (expected, actions)
     approved_record = next(r for r in records if r.action == A.ENGAGEMENT_APPROVED)
     assert approved_record.actor_id == MEGAN.aad_id
+
+
+async def test_request_with_an_email_and_a_title_opens_the_form_filled_in(
+    running_app: RunningApp,
+) -> None:
+    app = running_app
+    await install_personal(app, ALEX)
+    await install_in_team(app, ALEX)
+    form = await say(app, ALEX, "/request jane@contoso.com Website redesign")
+    fields = inputs(form)
+    assert fields["freelancer_email"]["value"] == "jane@contoso.com"
+    assert fields["project_title"]["value"] == "Website redesign"
+    assert fields["channel_name"]["value"] == "Website redesign"
+    assert fields["freelancer_name"].get("value", "") == ""
+    # Hostile arguments are bounded and shown as plain values; nothing is stored.
+    form = await say(app, ALEX, "/request **bold** <b>x</b> \u202e" + "y" * 5_000)
+    title = inputs(form)["project_title"]["value"]
+    assert len(title) <= 100 and "\u202e" not in title
+    assert await app.components.service.list_mine(actor(ALEX)) == []

@@ -98,3 +98,37 @@ def test_non_string_values_count_as_missing_rather_than_crashing() -> None:
     with pytest.raises(FieldErrors) as caught:
         parse_intake(values, now=NOW, allowed_team_ids=TEAMS)
     assert caught.value.errors == {"project_title": texts.ERR_REQUIRED}
+
+
+# --- /request with arguments ------------------------------------------------------------------
+
+
+def test_request_arguments_prefill_the_email_title_and_a_channel_name() -> None:
+    from core.intake import prefill_from_command
+
+    assert prefill_from_command("jane@contoso.com Website redesign") == {
+        "freelancer_email": "jane@contoso.com",
+        "project_title": "Website redesign",
+        "channel_name": "Website redesign",
+    }
+    # Order does not matter; nothing given, nothing filled.
+    assert prefill_from_command("Q3 audit  jane@contoso.com")["project_title"] == "Q3 audit"
+    assert prefill_from_command("") == {}
+    assert prefill_from_command("Website/redesign") == {
+        "project_title": "Website/redesign",
+        "channel_name": "Website redesign",
+    }
+
+
+def test_request_arguments_are_bounded_and_lose_control_and_direction_characters() -> None:
+    from core.intake import LIMITS, prefill_from_command
+
+    values = prefill_from_command(
+        "\u202eevil\u200b@x.com " + "\u0000Title\u202e " + "y" * 10_000 + " \U0001f680"
+    )
+    assert values["freelancer_email"] == "evil@x.com"
+    assert len(values["project_title"]) <= LIMITS["project_title"][1]
+    assert values["project_title"].startswith("Title y")
+    assert all(ch not in "".join(values.values()) for ch in "\u202e\u200b\u0000")
+    long_email = prefill_from_command("a" * 500 + "@x.com")["freelancer_email"]
+    assert len(long_email) == LIMITS["freelancer_email"][1]

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -212,9 +213,10 @@ class Settings(BaseModel):
             self.export_signing_key,
             self.metrics_token,
         ]
-        if "@" in self.database_url and "://" in self.database_url:
-            credentials = self.database_url.split("://", 1)[1].rsplit("@", 1)[0]
-            values.append(credentials.partition(":")[2])
+        password = urlsplit(self.database_url).password
+        if password:
+            # As written in the URL (percent-encoded) and as the driver receives it.
+            values += [password, unquote(password)]
         return [value for value in values if value]
 
     @property

@@ -176,7 +176,8 @@ def _settings_for(config: BotAuthConfig) -> SimpleNamespace:
     return settings
 
 
-def _error_json(code: str, message: str) -> str:
+def error_json(code: str, message: str) -> str:
+    """The small JSON error body (Teams' shape) every refused request gets."""
     return json.dumps({"error": {"code": code, "message": message}})
 
 
@@ -193,7 +194,7 @@ def _reject(
         "rejected inbound request: status=%s reason=%s", exc_class.status_code, log_reason
     )
     raise exc_class(
-        text=_error_json(code, message), content_type="application/json", headers=headers
+        text=error_json(code, message), content_type="application/json", headers=headers
     )
 
 
@@ -393,7 +394,7 @@ async def _read_activity(request: web.Request) -> Activity:
         raise web.HTTPRequestEntityTooLarge(
             max_size=request.client_max_size,
             actual_size=request.content_length or 0,
-            text=_error_json("RequestTooLarge", "The body is too large."),
+            text=error_json("RequestTooLarge", "The body is too large."),
             content_type="application/json",
         ) from too_large
     try:

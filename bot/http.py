@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler, Middleware
 from botbuilder.core import Bot
 from botbuilder.integration.aiohttp import CloudAdapter
 
-from bot.adapter import FreelanceCloudAdapter
+from bot.adapter import FreelanceCloudAdapter, error_json
 from core.log_context import log_scope, new_correlation_id
 from core.metrics import CONTENT_TYPE, Metrics
 
@@ -97,12 +97,12 @@ def create_web_app(
         if metrics_access is None or not metrics_access.admits(request):
             if metrics_access is not None and metrics_access.token:
                 raise web.HTTPUnauthorized(
-                    text=_error_json("Unauthorized", "The request is not authorized."),
+                    text=error_json("Unauthorized", "The request is not authorized."),
                     content_type="application/json",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             raise web.HTTPNotFound(
-                text=_error_json("NotFound", "Metrics are off: set METRICS_TOKEN."),
+                text=error_json("NotFound", "Metrics are off: set METRICS_TOKEN."),
                 content_type="application/json",
             )
         body = await metrics.render()
@@ -162,7 +162,3 @@ def _count_responses(metrics: Metrics) -> Middleware:
             metrics.http_responses.inc(route, str(status))
 
     return count
-
-
-def _error_json(code: str, message: str) -> str:
-    return json.dumps({"error": {"code": code, "message": message}})

@@ -9,6 +9,7 @@ folded to a known list, Graph paths to templates), so a hostile caller cannot gr
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -57,7 +58,7 @@ def _labels(names: Sequence[str], values: Sequence[str]) -> str:
     return "{" + pairs + "}"
 
 
-class _Metric:
+class _Metric(abc.ABC):
     kind = ""
 
     def __init__(self, name: str, help_text: str, label_names: Sequence[str]) -> None:
@@ -75,18 +76,32 @@ class _Metric:
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {_escape(self.help)}", f"# TYPE {self.name} {self.kind}"]
 
+    @abc.abstractmethod
     def lines(self) -> list[str]:
-        raise NotImplementedError
+        """The metric's sample lines in the exposition format."""
 
 
-class Counter(_Metric):
-    """A count that only goes up (per label values)."""
-
-    kind = "counter"
+class _SingleValueMetric(_Metric):
+    """One number per combination of label values (counters and gauges)."""
 
     def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()) -> None:
         super().__init__(name, help_text, label_names)
         self._values: dict[LabelValues, float] = {}
+
+    def value(self, *label_values: str) -> float:
+        return self._values.get(self._key(label_values), 0.0)
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.name}{_labels(self.label_names, key)} {_number(value)}"
+            for key, value in sorted(self._values.items())
+        ]
+
+
+class Counter(_SingleValueMetric):
+    """A count that only goes up (per label values)."""
+
+    kind = "counter"
 
     def inc(self, *label_values: str, amount: float = 1.0) -> None:
         if amount < 0:
@@ -94,43 +109,18 @@ class Counter(_Metric):
         key = self._key(label_values)
         self._values[key] = self._values.get(key, 0.0) + amount
 
-    def value(self, *label_values: str) -> float:
-        return self._values.get(self._key(label_values), 0.0)
 
-    def total(self) -> float:
-        return sum(self._values.values())
-
-    def lines(self) -> list[str]:
-        return [
-            f"{self.name}{_labels(self.label_names, key)} {_number(value)}"
-            for key, value in sorted(self._values.items())
-        ]
-
-
-class Gauge(_Metric):
+class Gauge(_SingleValueMetric):
     """A value read at scrape time; `replace` sets all series at once, so states that have
     emptied show 0 or disappear instead of keeping an old number."""
 
     kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, label_names)
-        self._values: dict[LabelValues, float] = {}
 
     def set(self, value: float, *label_values: str) -> None:
         self._values[self._key(label_values)] = value
 
     def replace(self, values: Iterable[tuple[LabelValues, float]]) -> None:
         self._values = {self._key(key): value for key, value in values}
-
-    def value(self, *label_values: str) -> float:
-        return self._values.get(self._key(label_values), 0.0)
-
-    def lines(self) -> list[str]:
-        return [
-            f"{self.name}{_labels(self.label_names, key)} {_number(value)}"
-            for key, value in sorted(self._values.items())
-        ]
 
 
 @dataclass

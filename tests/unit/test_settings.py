@@ -97,3 +97,13 @@ def test_a_database_other_than_sqlite_or_postgresql_is_refused_at_start_by_name(
         Settings.from_env({"DATABASE_URL": "mysql://user:secret@db/fc"})
     assert "secret" not in str(e.value)  # the URL's password is never echoed
     assert Settings.from_env({"DATABASE_URL": "postgres://u@h/db"}).database_url
+
+
+def test_secrets_for_log_redaction_include_the_database_password_in_both_spellings() -> None:
+    settings = Settings(
+        database_url="postgresql://fc:p%40ss%3Aw0rd@db.contoso.com:5432/fc",
+        app_password="bot-password",
+        metrics_token="m" * 32,
+    )
+    assert set(settings.secrets) == {"bot-password", "m" * 32, "p%40ss%3Aw0rd", "p@ss:w0rd"}
+    assert Settings().secrets == []

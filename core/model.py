@@ -6,6 +6,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from core.errors import InvalidTransition
@@ -56,6 +57,14 @@ ACCESS_NEEDING_STATES = frozenset(
         EngagementState.PROVISIONING_FAILED,
     }
 )
+
+
+class DataClassification(enum.StrEnum):
+    """How sensitive the data is that the freelancer will see (the intake asks)."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
 
 
 class OffboardingStep(enum.StrEnum):
@@ -163,6 +172,16 @@ class Engagement:
     offboarding_done: frozenset[OffboardingStep] = frozenset()
     # How often the requester was nudged about an invitation the guest has not accepted.
     invitation_nudges: int = 0
+    # --- intake (issue 5) ---
+    justification: str = ""
+    freelancer_org: str | None = None
+    profile_url: str | None = None  # https only
+    data_classification: DataClassification = DataClassification.INTERNAL
+    budget: Decimal | None = None
+    hours: int | None = None
+    # The requester's IANA time zone at submission: the dates are calendar days there, so the
+    # end of access (and the reminders) fall at midnight there. None: the program's zone.
+    time_zone: str | None = None
 
     @property
     def ref(self) -> str:
@@ -204,6 +223,36 @@ class TeamInstallation:
     tenant_id: str
     service_url: str
     reference: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IntakeDraft:
+    """A requester's unfinished intake form, kept in our storage (one per user and tenant) so
+    it survives restarts, is shared by replicas, and is offered again on the next /request.
+
+    `values` holds only the form's own fields, as the card sent them (bounded strings).
+    `previewed`: the values passed every check and the preview card was shown; its Confirm
+    carries `version`, so a preview older than the draft cannot be confirmed."""
+
+    tenant_id: str
+    user_id: str
+    values: dict[str, str]
+    time_zone: str | None
+    created_at: datetime
+    updated_at: datetime
+    previewed: bool = False
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class PolicySetting:
+    """One tenant policy key an admin set: its value as JSON-able data, who set it, when."""
+
+    key: str
+    value: Any
+    updated_by_id: str
+    updated_by_name: str
+    updated_at: datetime
 
 
 class AuditOutcome(enum.StrEnum):

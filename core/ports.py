@@ -15,10 +15,12 @@ from core.model import (
     AuditRecord,
     Engagement,
     EngagementState,
+    IntakeDraft,
     Job,
     MessageRef,
     NewJob,
     Notice,
+    PolicySetting,
     TeamInstallation,
     UserConversation,
 )
@@ -183,6 +185,41 @@ class HandledActivities(Protocol):
         ...
 
 
+class PolicyRepository(Protocol):
+    """Tenant policy keys set by admins (keys not set fall back to the deployment's settings)."""
+
+    async def get_all(self, tenant_id: str) -> Sequence[PolicySetting]:
+        """Every key set for the tenant, by key."""
+        ...
+
+    async def put(self, tenant_id: str, setting: PolicySetting) -> None:
+        """Insert or replace the tenant's value of `setting.key`."""
+        ...
+
+    async def remove(self, tenant_id: str, key: str) -> bool:
+        """Forget the tenant's value of `key` (back to the default); False if it was not set."""
+        ...
+
+
+class DraftRepository(Protocol):
+    """Unfinished intake forms, one per (tenant, user)."""
+
+    async def get(self, tenant_id: str, user_id: str) -> IntakeDraft | None: ...
+
+    async def save(self, draft: IntakeDraft) -> IntakeDraft:
+        """Insert or replace the user's draft; returns it with the version incremented (1 for
+        a new one). `draft.created_at` is kept from the stored draft when one exists."""
+        ...
+
+    async def delete(self, tenant_id: str, user_id: str) -> bool:
+        """False if there was no draft."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete drafts last updated before `before`; returns how many."""
+        ...
+
+
 class JobQueue(Protocol):
     async def enqueue(self, job: NewJob) -> int:
         """Add a job in the caller's transaction; it becomes visible to workers on commit.
@@ -200,6 +237,8 @@ class Transaction(Protocol):
     jobs: JobQueue
     figures: ProgramFigures
     activities: HandledActivities
+    policies: PolicyRepository
+    drafts: DraftRepository
 
     async def commit(self) -> None: ...
 
@@ -286,7 +325,18 @@ class Directory(Protocol):
         self, *, email: str, display_name: str, redirect_url: str
     ) -> GuestInvitation: ...
 
+    async def find_user_by_identifier(self, identifier: str) -> DirectoryUser | None:
+        """A user by user principal name, object id or e-mail address (GET /users/{upn-or-id},
+        then `mail eq`): how an admin names a person. None when nobody matches."""
+        ...
+
     async def find_channel(self, team_id: str, display_name: str) -> ChannelInfo | None: ...
+
+    async def list_channels(self, team_id: str) -> Sequence[ChannelInfo]:
+        """Every channel of the team that Graph lists (standard, private and shared; app-only
+        sees them all). Deleted channels are not listed, though they keep their names and
+        count towards the private channel limit for 30 days."""
+        ...
 
     async def create_private_channel(
         self, team_id: str, *, display_name: str, description: str, owner_id: str

@@ -4,9 +4,11 @@ and the worker's JobStore where every call is its own short transaction."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +21,17 @@ from core.errors import DuplicateSubmission, StaleVersion
 from core.model import (
     AuditOutcome,
     AuditRecord,
+    DataClassification,
     Engagement,
     EngagementState,
+    IntakeDraft,
     Job,
     JobKind,
     JobStatus,
     MessageRef,
     NewJob,
     OffboardingStep,
+    PolicySetting,
     TeamInstallation,
     UserConversation,
     engagement_ref,
@@ -34,12 +39,14 @@ from core.model import (
 from core.ports import (
     AuditLog,
     ConversationRepository,
+    DraftRepository,
     DurationSummary,
     EngagementQuery,
     EngagementRepository,
     HandledActivities,
     JobQueue,
     JobStore,
+    PolicyRepository,
     ProgramFigures,
     Storage,
     Transaction,
@@ -51,8 +58,10 @@ from storage.tables import (
     audit_log,
     engagements,
     handled_activities,
+    intake_drafts,
     jobs,
     team_installations,
+    tenant_policy_settings,
     user_conversations,
 )
 
@@ -67,14 +76,51 @@ def _insert(connection: AsyncConnection, table: sa.Table) -> postgresql.Insert |
     raise NotImplementedError(f"INSERT ... ON CONFLICT on {dialect}")
 
 
+async def _upsert(connection: AsyncConnection, table: sa.Table, values: Mapping[str, Any]) -> None:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE, in each backend's dialect: one statement,
+    so two transactions writing the same key at once do not fail (the later one waits for the
+    earlier one's commit on PostgreSQL, for the write lock on SQLite, then updates)."""
+    key = list(table.primary_key.columns)
+    insert = _insert(connection, table).values(**values)
+    keys = {column.name for column in key}
+    changes = {name: insert.excluded[name] for name in values if name not in keys}
+    await connection.execute(insert.on_conflict_do_update(index_elements=key, set_=changes))
+
+
+def _to_json(value: Any) -> str:
+    """JSON text for a Text column, key order kept. ASCII only (json escapes the rest), so every
+    Python string survives on both backends, even what PostgreSQL's text cannot hold (NUL, and
+    lone surrogates, which have no UTF-8). NaN and infinities are refused: they are not JSON."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
 # --- engagements ---------------------------------------------------------------------------------
 
-# Fields stored in a column of the same name; the others need a conversion (see below).
-_ENGAGEMENT_COLUMNS = tuple(
-    f.name
-    for f in dataclasses.fields(Engagement)
-    if f.name not in {"id", "version", "state", "approval_message", "offboarding_done"}
+# Fields that need a conversion (see below); the others are stored in a column of their name.
+_CONVERTED_FIELDS = frozenset(
+    {
+        "id",
+        "version",
+        "state",
+        "approval_message",
+        "offboarding_done",
+        "data_classification",
+        "budget",
+    }
 )
+_ENGAGEMENT_COLUMNS = tuple(
+    f.name for f in dataclasses.fields(Engagement) if f.name not in _CONVERTED_FIELDS
+)
+
+
+def _budget_text(budget: Decimal | None) -> str | None:
+    # Fixed-point ("1500.50", never "1.5E+3"), so the column reads as an amount; the Decimal
+    # read back equals the one written (its exponent too, for amounts written fixed-point).
+    if budget is None:
+        return None
+    if not budget.is_finite():
+        raise ValueError(f"budget {budget!r} is not an amount")
+    return format(budget, "f")
 
 
 def engagement_columns(engagement: Engagement) -> dict[str, Any]:
@@ -85,6 +131,8 @@ def engagement_columns(engagement: Engagement) -> dict[str, Any]:
     values["approval_conversation_id"] = message.conversation_id if message else None
     values["approval_activity_id"] = message.activity_id if message else None
     values["offboarding_done"] = sorted(step.value for step in engagement.offboarding_done)
+    values["data_classification"] = DataClassification(engagement.data_classification).value
+    values["budget"] = _budget_text(engagement.budget)
     return values
 
 
@@ -100,6 +148,8 @@ def _engagement(row: sa.Row[Any]) -> Engagement:
         state=EngagementState(data["state"]),
         approval_message=message,
         offboarding_done=frozenset(OffboardingStep(step) for step in data["offboarding_done"]),
+        data_classification=DataClassification(data["data_classification"]),
+        budget=Decimal(data["budget"]) if data["budget"] is not None else None,
     )
 
 
@@ -403,7 +453,7 @@ class SqlConversationRepository:
         self._connection = connection
 
     async def save_user(self, conversation: UserConversation) -> None:
-        await self._upsert(user_conversations, dataclasses.asdict(conversation))
+        await _upsert(self._connection, user_conversations, dataclasses.asdict(conversation))
 
     async def get_user(self, aad_id: str) -> UserConversation | None:
         query = sa.select(user_conversations).where(user_conversations.c.aad_id == aad_id)
@@ -411,7 +461,7 @@ class SqlConversationRepository:
         return UserConversation(**row._mapping) if row is not None else None
 
     async def save_team(self, team: TeamInstallation) -> None:
-        await self._upsert(team_installations, dataclasses.asdict(team))
+        await _upsert(self._connection, team_installations, dataclasses.asdict(team))
 
     async def get_team(self, aad_group_id: str) -> TeamInstallation | None:
         return await self._one_team(team_installations.c.aad_group_id == aad_group_id)
@@ -432,14 +482,120 @@ class SqlConversationRepository:
         row = (await self._connection.execute(query)).first()
         return TeamInstallation(**row._mapping) if row is not None else None
 
-    async def _upsert(self, table: sa.Table, values: Mapping[str, Any]) -> None:
-        """INSERT ... ON CONFLICT (primary key) DO UPDATE, in each backend's dialect."""
-        (key,) = table.primary_key.columns
-        insert = _insert(self._connection, table).values(**values)
-        changes = {name: insert.excluded[name] for name in values if name != key.name}
-        await self._connection.execute(
-            insert.on_conflict_do_update(index_elements=[key], set_=changes)
+
+# --- tenant policy settings ----------------------------------------------------------------------
+
+
+class SqlPolicyRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def get_all(self, tenant_id: str) -> Sequence[PolicySetting]:
+        # The primary key (tenant_id, key) serves the lookup and the order.
+        c = tenant_policy_settings.c
+        query = sa.select(tenant_policy_settings).where(c.tenant_id == tenant_id).order_by(c.key)
+        return [
+            PolicySetting(
+                key=row.key,
+                value=json.loads(row.value),
+                updated_by_id=row.updated_by_id,
+                updated_by_name=row.updated_by_name,
+                updated_at=row.updated_at,
+            )
+            for row in await self._connection.execute(query)
+        ]
+
+    async def put(self, tenant_id: str, setting: PolicySetting) -> None:
+        """Insert or replace. A value that is not JSON data raises TypeError or ValueError."""
+        await _upsert(
+            self._connection,
+            tenant_policy_settings,
+            {
+                "tenant_id": tenant_id,
+                "key": setting.key,
+                "value": _to_json(setting.value),
+                "updated_by_id": setting.updated_by_id,
+                "updated_by_name": setting.updated_by_name,
+                "updated_at": setting.updated_at,
+            },
         )
+
+    async def remove(self, tenant_id: str, key: str) -> bool:
+        c = tenant_policy_settings.c
+        result = await self._connection.execute(
+            sa.delete(tenant_policy_settings).where(c.tenant_id == tenant_id, c.key == key)
+        )
+        return result.rowcount == 1
+
+
+# --- intake drafts -------------------------------------------------------------------------------
+
+
+class SqlDraftRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def get(self, tenant_id: str, user_id: str) -> IntakeDraft | None:
+        c = intake_drafts.c
+        query = sa.select(intake_drafts).where(c.tenant_id == tenant_id, c.user_id == user_id)
+        row = (await self._connection.execute(query)).first()
+        if row is None:
+            return None
+        return IntakeDraft(
+            tenant_id=row.tenant_id,
+            user_id=row.user_id,
+            values=json.loads(row.form_values),
+            time_zone=row.time_zone,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            previewed=row.previewed,
+            version=row.version,
+        )
+
+    async def save(self, draft: IntakeDraft) -> IntakeDraft:
+        """Insert or replace; `draft.version` is not compared (the last save wins).
+
+        One INSERT ... ON CONFLICT DO UPDATE that bumps the stored version and keeps the stored
+        created_at, so concurrent saves of one draft all succeed and each gets its own version:
+        on PostgreSQL a save meeting one not yet committed waits for it, then updates the row it
+        committed; on SQLite saves queue for the write lock."""
+        c = intake_drafts.c
+        insert = _insert(self._connection, intake_drafts).values(
+            tenant_id=draft.tenant_id,
+            user_id=draft.user_id,
+            form_values=_to_json(dict(draft.values)),
+            time_zone=draft.time_zone,
+            previewed=draft.previewed,
+            version=1,
+            created_at=draft.created_at,
+            updated_at=draft.updated_at,
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=[c.tenant_id, c.user_id],
+            set_={
+                "form_values": insert.excluded.form_values,
+                "time_zone": insert.excluded.time_zone,
+                "previewed": insert.excluded.previewed,
+                "updated_at": insert.excluded.updated_at,
+                "version": c.version + 1,
+            },
+        ).returning(c.version, c.created_at)
+        version, created_at = (await self._connection.execute(upsert)).one()
+        return dataclasses.replace(draft, version=version, created_at=created_at)
+
+    async def delete(self, tenant_id: str, user_id: str) -> bool:
+        c = intake_drafts.c
+        result = await self._connection.execute(
+            sa.delete(intake_drafts).where(c.tenant_id == tenant_id, c.user_id == user_id)
+        )
+        return result.rowcount == 1
+
+    async def prune(self, before: datetime) -> int:
+        # Served by ix_intake_drafts_updated_at.
+        result = await self._connection.execute(
+            sa.delete(intake_drafts).where(intake_drafts.c.updated_at < before)
+        )
+        return int(result.rowcount or 0)
 
 
 # --- audit ---------------------------------------------------------------------------------------
@@ -862,6 +1018,8 @@ class SqlTransaction:
     jobs: JobQueue
     figures: ProgramFigures
     activities: HandledActivities
+    policies: PolicyRepository
+    drafts: DraftRepository
 
     def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self._connection = connection
@@ -871,6 +1029,8 @@ class SqlTransaction:
         self.jobs = SqlJobQueue(connection, clock)
         self.figures = SqlProgramFigures(connection)
         self.activities = SqlHandledActivities(connection)
+        self.policies = SqlPolicyRepository(connection)
+        self.drafts = SqlDraftRepository(connection)
 
     async def commit(self) -> None:
         await self._connection.commit()

@@ -103,6 +103,16 @@ engagements = sa.Table(
     sa.Column("invitation_nudges", sa.Integer, nullable=False, server_default="0"),
     # Administration (migration 0003).
     sa.Column("provisioned_at", UTCDateTime, nullable=True),
+    # Intake (migration 0005). Engagements from before it get the defaults.
+    sa.Column("justification", sa.Text, nullable=False, server_default=""),
+    sa.Column("freelancer_org", sa.Text, nullable=True),
+    sa.Column("profile_url", sa.Text, nullable=True),
+    sa.Column("data_classification", sa.String, nullable=False, server_default="internal"),
+    # A Decimal as fixed-point text ("1500.50"): SQLite has no decimal type (SQLAlchemy's
+    # Numeric goes through float there). Text order is not numeric order; nothing sorts by it.
+    sa.Column("budget", sa.String, nullable=True),
+    sa.Column("hours", sa.Integer, nullable=True),
+    sa.Column("time_zone", sa.String, nullable=True),
     sa.Index("ix_engagements_requester_id", "requester_id"),
     sa.Index("ix_engagements_approver_id", "approver_id"),
     # Offboarding asks which other engagements need the same guest.
@@ -181,6 +191,36 @@ handled_activities = sa.Table(
     sa.Column("activity_key", sa.String, primary_key=True),
     sa.Column("handled_at", UTCDateTime, nullable=False),
     sa.Index("ix_handled_activities_handled_at", "handled_at"),
+)
+
+# Tenant policy keys an admin set; keys without a row use the deployment's settings. The value
+# is JSON text (str, int, bool, a list or an object, or null), read back as written.
+tenant_policy_settings = sa.Table(
+    "tenant_policy_settings",
+    metadata,
+    sa.Column("tenant_id", sa.String, primary_key=True),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_by_id", sa.String, nullable=False),
+    sa.Column("updated_by_name", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Unfinished intake forms, one per user of a tenant. `form_values` is a JSON object of the
+# form's fields (str -> str); `values` is a reserved word in SQL. Old drafts are pruned by
+# updated_at.
+intake_drafts = sa.Table(
+    "intake_drafts",
+    metadata,
+    sa.Column("tenant_id", sa.String, primary_key=True),
+    sa.Column("user_id", sa.String, primary_key=True),
+    sa.Column("form_values", sa.Text, nullable=False),
+    sa.Column("time_zone", sa.String, nullable=True),
+    sa.Column("previewed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_intake_drafts_updated_at", "updated_at"),
 )
 
 # A job waiting to run: at most one such job per dedupe_key. SQL text, so the partial index and the

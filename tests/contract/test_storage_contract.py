@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from core.errors import DuplicateSubmission, StaleVersion
 from core.model import (
     AuditOutcome,
     AuditRecord,
+    DataClassification,
     Engagement,
     EngagementState,
     Job,
@@ -147,6 +149,13 @@ FULL = make_engagement(
         {OffboardingStep.CHANNEL_MEMBER_REMOVED, OffboardingStep.ACCOUNT_DISABLED}
     ),
     invitation_nudges=2,
+    justification="Two people short for the launch; «urgent» ✓",
+    freelancer_org="Lance & Co. GmbH",
+    profile_url="https://www.upwork.com/freelancers/~01abcdef",
+    data_classification=DataClassification.CONFIDENTIAL,
+    budget=Decimal("1500.50"),
+    hours=120,
+    time_zone="Europe/Berlin",
 )
 
 

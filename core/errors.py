@@ -93,6 +93,11 @@ class ChannelNameTaken(PermanentDirectoryError):
     """Graph's 400 for a channel name that exists (or existed) in the team."""
 
 
+class PrivateChannelLimitReached(PermanentDirectoryError):
+    """The team cannot have another private channel: Teams caps them per team, and deleted
+    ones keep counting for 30 days. An admin must pick another team or free a slot."""
+
+
 # --- errors of the Notifier port (Bot Connector behind it) ----------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ from core.errors import (
     DirectoryError,
     NotYetReplicated,
     PermanentDirectoryError,
+    PrivateChannelLimitReached,
     Throttled,
     TransientDirectoryError,
     UserGone,
@@ -68,6 +70,23 @@ _TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
 # POST /users/{id}/checkMemberGroups takes at most 20 group ids per request (Learn).
 MAX_GROUPS_PER_CHECK = 20
 _MAX_DETAIL = 300
+# Teams' per-team cap on private channels, deleted ones included for 30 days (facts A4). Only
+# named in the message of PrivateChannelLimitReached; Graph does the counting.
+TEAMS_PRIVATE_CHANNEL_LIMIT = 30
+
+# find_user_by_identifier: which identifiers may go into the /users/{id | userPrincipalName}
+# path. Object ids are GUIDs. A UPN is at most 113 characters, has one "@" that is not first,
+# and its name part uses only A-Z a-z 0-9 ' . - _ ! # ^ ~ (Microsoft 365 "Prepare for directory
+# synchronization", userPrincipalName). Anything else cannot be a key, and some of it would
+# change the URL's meaning ("/", "?", a leading "$" that Graph reads as a system segment), so
+# it only goes to the quoted `mail eq` filter.
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_UPN = re.compile(r"[A-Za-z0-9'._!#^~-]+@[A-Za-z0-9.-]+")
+_MAX_UPN = 113
+# RFC 5321 caps an address at 254 characters: longer is nobody's e-mail, UPN or id.
+_MAX_IDENTIFIER = 254
+# No id, UPN or e-mail address holds a control character (C0, DEL or C1).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,9 @@ class Operation:
     # A 404 means the user (the guest, or the sponsor named) is not in the directory (any
     # more): UserGone.
     not_found_is_user_gone: bool = False
+    # Creating a private channel: Graph's "exceeded the Max allowed channels" refusal means the
+    # team is full (PrivateChannelLimitReached), not a missing permission.
+    over_limit_is_private_channels: bool = False
     forbidden_hint: str = ""
 
 
@@ -95,13 +117,15 @@ INVITE_GUEST = Operation(
         " admins in the Entra external collaboration settings."
     ),
 )
-FIND_CHANNEL = Operation(
-    "list the team's channels",
-    "Channel.ReadBasic.All (or the resource-specific ChannelSettings.Read.Group)",
+_LIST_CHANNELS_PERMISSION = (
+    "Channel.ReadBasic.All (or the resource-specific ChannelSettings.Read.Group)"
 )
+FIND_CHANNEL = Operation("list the team's channels", _LIST_CHANNELS_PERMISSION)
+LIST_CHANNELS = Operation("list the team's channels", _LIST_CHANNELS_PERMISSION)
 CREATE_CHANNEL = Operation(
     "create the private channel",
     "Channel.Create (or the resource-specific Channel.Create.Group granted in the team)",
+    over_limit_is_private_channels=True,
 )
 FIND_TEAM_MEMBER = Operation("list the team's members", "TeamMember.Read.All")
 ADD_TEAM_MEMBER = Operation(
@@ -226,6 +250,20 @@ def _is_name_taken(code: str | None, message: str | None) -> bool:
     ).lower()
 
 
+def _is_channel_limit(code: str | None, message: str | None) -> bool:
+    """Graph's refusal to create a channel in a team that has as many as Teams allows.
+
+    Graph documents no error for the private channel limit. For the per-team channel limit
+    it was reported as 403, code "Forbidden" (earlier "ResourceLimitExceeded"), message "This
+    team has exceeded the Max allowed channels" (microsoftgraph/microsoft-graph-docs#7288,
+    2020; #14003, 2021), so both codes and that message's words are recognised, on 400 too.
+    """
+    text = (message or "").lower()
+    return (code or "").lower() == "resourcelimitexceeded" or (
+        "exceeded" in text and "channels" in text
+    )
+
+
 def _is_reference_taken(error: BaseException) -> bool:
     """Graph's 400 for adding a reference (a sponsor) that is there already."""
     if not isinstance(error, APIError) or error.response_status_code != 400:
@@ -285,6 +323,20 @@ def map_graph_error(error: BaseException, operation: Operation) -> DirectoryErro
             return ChannelNameTaken(
                 f"Microsoft Graph refused to {op.description}: a channel with that name exists "
                 f"or existed in the team ({detail}).",
+                status=status,
+                code=code,
+            )
+        if (
+            op.over_limit_is_private_channels
+            and status in (400, 403)
+            and _is_channel_limit(code, message)
+        ):
+            return PrivateChannelLimitReached(
+                f"Microsoft Graph refused to {op.description}: the team has reached Teams' "
+                f"limit of {TEAMS_PRIVATE_CHANNEL_LIMIT} private channels (deleted ones count "
+                "for 30 days after deletion; a team also holds at most 1,000 channels of all "
+                f"kinds) ({detail}). Choose another team, or delete private channels this team "
+                "no longer needs and retry once they stop counting.",
                 status=status,
                 code=code,
             )
@@ -374,6 +426,11 @@ def _member_body(graph_root: str, user_id: str, roles: list[str]) -> AadUserConv
 
 def _member_filter(user_id: str) -> str:
     return f"(microsoft.graph.aadUserConversationMember/userId eq {_odata_string(user_id)})"
+
+
+def _is_upn(key: str) -> bool:
+    """Whether `key` can be a user principal name, and so a /users/{key} path segment."""
+    return len(key) <= _MAX_UPN and _UPN.fullmatch(key) is not None
 
 
 def _to_user(obj: DirectoryObject | None) -> DirectoryUser | None:
@@ -514,6 +571,61 @@ class GraphDirectory:
                     return found
         return None
 
+    async def find_user_by_identifier(self, identifier: str) -> DirectoryUser | None:
+        """A user by object id, user principal name or e-mail address, as an admin types it.
+
+        An object id or a well-formed UPN is read first with GET /users/{key}. When that
+        finds nobody and the key is not an object id, the `mail eq` filter is tried with the
+        value quoted; input that cannot be a path key ("/", "?", spaces, a leading "$" ...)
+        goes to the filter only. Blank, over-long or control-character input matches nobody
+        and sends nothing."""
+        key = identifier.strip()
+        if not key or len(key) > _MAX_IDENTIFIER or _CONTROL.search(key):
+            return None
+        if _OBJECT_ID.fullmatch(key):
+            # An object id is nobody's e-mail address: no filter after a 404.
+            return await self._get_user_by_key(key)
+        if _is_upn(key):
+            found = await self._get_user_by_key(key)
+            if found is not None:
+                return found
+        return await self._find_by_mail(key)
+
+    async def _get_user_by_key(self, key: str) -> DirectoryUser | None:
+        """GET /users/{key}; None when Graph has no such user (404) or will not take the key
+        (400: the look-up then goes on to the mail filter rather than failing)."""
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_FIELDS)
+        # Kiota percent-encodes the key, so a guest's "#EXT#" reaches Graph as %23EXT%23 and
+        # is not cut off as a URL fragment (facts A3).
+        call = self._client.users.by_user_id(key).get(
+            request_configuration=RequestConfiguration(query_parameters=query)
+        )
+        try:
+            user = await call
+        except APIError as exc:
+            if exc.response_status_code in (400, 404):
+                return None
+            raise map_graph_error(exc, GET_USER) from exc
+        except _GRAPH_FAILURES as exc:
+            raise map_graph_error(exc, GET_USER) from exc
+        return _to_user(user)
+
+    async def _find_by_mail(self, address: str) -> DirectoryUser | None:
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            filter=f"mail eq {_odata_string(address)}", select=USER_FIELDS
+        )
+        page = await self._call(
+            FIND_USER,
+            self._client.users.get(
+                request_configuration=RequestConfiguration(query_parameters=query)
+            ),
+        )
+        for user in (page.value if page else None) or []:
+            found = _to_user(user)
+            if found is not None:
+                return found
+        return None
+
     async def invite_guest(
         self, *, email: str, display_name: str, redirect_url: str
     ) -> GuestInvitation:
@@ -631,6 +743,32 @@ class GraphDirectory:
             if (channel.display_name or "").casefold() == wanted and channel.id:
                 return _to_channel(channel)
         return None
+
+    async def list_channels(self, team_id: str) -> Sequence[ChannelInfo]:
+        """Every channel Graph lists for the team (deleted ones are not), page after page."""
+        channels = self._client.teams.by_team_id(team_id).channels
+        query = ChannelsRequestBuilder.ChannelsRequestBuilderGetQueryParameters(
+            select=CHANNEL_FIELDS
+        )
+        # The Prefer header on every page, or shared channels come back as unknownFutureValue.
+        config = _prefer_enums(RequestConfiguration(query_parameters=query))
+        page = await self._call(LIST_CHANNELS, channels.get(request_configuration=config))
+        found: list[ChannelInfo] = []
+        followed: set[str] = set()
+        while page is not None:
+            found.extend(_to_channel(c) for c in page.value or [] if c.id)
+            next_link = page.odata_next_link
+            # A link seen before would loop for ever; Graph's links carry the query already.
+            if not next_link or next_link in followed:
+                break
+            followed.add(next_link)
+            page = await self._call(
+                LIST_CHANNELS,
+                channels.with_url(next_link).get(
+                    request_configuration=_prefer_enums(RequestConfiguration())
+                ),
+            )
+        return found
 
     async def create_private_channel(
         self, team_id: str, *, display_name: str, description: str, owner_id: str

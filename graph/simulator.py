@@ -64,6 +64,28 @@ PENDING_ACCEPTANCE = "PendingAcceptance"
 ACCEPTED = "Accepted"
 _MAX_CHANNEL_NAME = 50
 _MAX_PRIVATE_MEMBERS_AT_CREATE = 200
+# Private channels a team may have, deleted ones included: they stay restorable and keep
+# counting for 30 days (facts A4, Teams "Limits and specifications", stored version). Microsoft
+# announced in 2025 that private channels would instead count towards the 1,000 channels of
+# a team (rolled out October 2025 - April 2026, reported by topedia.com and admindroid.com),
+# hence the per-simulator knob `private_channel_limit` (None: no separate cap).
+MAX_PRIVATE_CHANNELS_PER_TEAM = 30
+# Graph documents no error for exceeding the private channel limit. This is the answer
+# reported for the sibling per-team channel limit: 403, code "Forbidden" (earlier
+# "ResourceLimitExceeded"), message "This team has exceeded the Max allowed channels"
+# (microsoftgraph/microsoft-graph-docs#7288, 2020; the 403 again in #14003, 2021). The exact
+# text for private channels is not documented; this reuses that one.
+_CHANNEL_LIMIT_CODE = "Forbidden"
+_CHANNEL_LIMIT_MESSAGE = "This team has exceeded the Max allowed channels"
+# A key-as-segment starting with "$" reads as an OData system segment: Graph's user-get page
+# says /users/$x@y.com fails with 400 (the fix is /users('$x@y.com'), not modelled); message as
+# reported in microsoftgraph/msgraph-sdk-dotnet#2635.
+_DOLLAR_KEY_MESSAGE = (
+    "The request URI is not valid. Since the segment 'users' refers to a collection, this "
+    "must be the last segment in the request URI or it must be followed by an function or "
+    "action that can be bound to it otherwise all intermediate segments must refer to a "
+    "single resource."
+)
 # Teams channel-name restrictions (facts A4).
 _FORBIDDEN_CHANNEL_CHARS = set("~#%&*{}+/\\:<>?|'\",")
 _RESERVED_CHANNEL_NAMES = frozenset(
@@ -283,7 +305,8 @@ class GraphSimulator:
     to a team, facts A6), `invited_guest_mail` (whether an invitation fills the new guest's
     `mail`; `otherMails` is always filled), `accepted_token` (None accepts any bearer token),
     `limits` (throttling per graph.rate_limits: 429 with Graph's body and an integer
-    Retry-After; None = off), `latency_s` (added to every answer), `fault_rate` /
+    Retry-After; None = off), `private_channel_limit` (private channels per team, deleted ones
+    included; None = no separate cap), `latency_s` (added to every answer), `fault_rate` /
     `timeout_rate` / `timeout_hang_s` / `applied_fault_share` / `seed` (random 503/504 and
     timeouts, see set_faults). `requests` records every request with its answer's status.
     """
@@ -299,6 +322,7 @@ class GraphSimulator:
         invited_guest_mail: bool = True,
         accepted_token: str | None = None,
         limits: GraphLimits | None = None,
+        private_channel_limit: int | None = MAX_PRIVATE_CHANNELS_PER_TEAM,
         latency_s: float = 0.0,
         fault_rate: float = 0.0,
         timeout_rate: float = 0.0,
@@ -314,6 +338,7 @@ class GraphSimulator:
         self.guest_team_add_forbidden = guest_team_add_forbidden
         self.invited_guest_mail = invited_guest_mail
         self.accepted_token = accepted_token
+        self.private_channel_limit = private_channel_limit
         self.latency_s = latency_s
         self.fault_rate = fault_rate
         self.timeout_rate = timeout_rate
@@ -435,6 +460,12 @@ class GraphSimulator:
         for user_id in members:
             self._add_membership(team.members, team.thread_id, self._require_user(user_id), [])
         return team_id
+
+    def add_team_member(self, team_id: str, user_id: str, *, owner: bool = False) -> None:
+        """A team membership made outside Graph (for arranging a test)."""
+        team = self._require_team(team_id)
+        roles = ["owner"] if owner else []
+        self._add_membership(team.members, team.thread_id, self._require_user(user_id), roles)
 
     def add_channel(
         self,
@@ -947,7 +978,8 @@ class GraphSimulator:
     async def _control_config(self, request: web.Request) -> web.Response:
         """Body: any of "limits" ("documented" or null), "latency_s", "fault_rate",
         "timeout_rate", "timeout_hang_s", "applied_fault_share", "seed",
-        "replication_delay_s", "guest_team_add_forbidden", "clear_requests" (true)."""
+        "replication_delay_s", "guest_team_add_forbidden", "private_channel_limit" (a number
+        or null), "clear_requests" (true)."""
         body = await request.json()
         if "limits" in body:
             self.set_limits(GraphLimits() if body["limits"] == "documented" else None)
@@ -969,6 +1001,9 @@ class GraphSimulator:
             self.replication_delay_s = float(body["replication_delay_s"])
         if "guest_team_add_forbidden" in body:
             self.guest_team_add_forbidden = bool(body["guest_team_add_forbidden"])
+        if "private_channel_limit" in body:
+            limit = body["private_channel_limit"]
+            self.private_channel_limit = None if limit is None else int(limit)
         if body.get("clear_requests"):
             self.requests.clear()
         return web.json_response({"ok": True})
@@ -1318,8 +1353,12 @@ class GraphSimulator:
         )
 
     async def _get_user(self, request: web.Request) -> web.Response:
+        """GET /users/{id | userPrincipalName}: by object id or UPN, case-insensitively; 404
+        Request_ResourceNotFound for anything else (facts A3)."""
         self._check_query_options(request, {"$select"})
         key = request.match_info["user_id"]
+        if key.startswith("$"):
+            raise GraphHttpError(400, "BadRequest", _DOLLAR_KEY_MESSAGE)
         user = self._find_user(key)
         if user is None:
             raise self._user_not_found(key)
@@ -1793,6 +1832,8 @@ class GraphSimulator:
                 raise GraphHttpError(
                     400, "BadRequest", "A shared channel must be created with exactly one owner."
                 )
+        if membership_type == "private" and self._private_channels_full(team):
+            raise GraphHttpError(403, _CHANNEL_LIMIT_CODE, _CHANNEL_LIMIT_MESSAGE)
         channel = SimChannel(
             id=self._new_channel_id(),
             display_name=name,
@@ -1807,6 +1848,14 @@ class GraphSimulator:
         payload: dict[str, Any] = {"@odata.context": self._context(request, context)}
         payload.update(self._channel_json(request, team, channel))
         return self._json(payload, status=201)
+
+    def _private_channels_full(self, team: SimTeam) -> bool:
+        """Whether the team has as many private channels as allowed. Deleted ones count: they
+        are restorable for 30 days (facts A4); standard and shared channels do not."""
+        if self.private_channel_limit is None:
+            return False
+        private = sum(1 for c in team.channels if c.membership_type == "private")
+        return private >= self.private_channel_limit
 
     async def _patch_channel(self, request: web.Request) -> web.Response:
         """PATCH displayName (and description): the create rules for names apply, a name
@@ -1982,10 +2031,14 @@ class GraphSimulator:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m graph.simulator [--port P] [--documented-limits] [--latency S]`: an empty
-    simulator with the control API on 127.0.0.1, for tests and benchmarks that want Graph in
-    a process of its own. Prints its base URL on the first line of stdout."""
+    """`python -m graph.simulator [--port P] [--documented-limits] [--latency S]
+    [--private-channel-limit N|none]`: an empty simulator with the control API on 127.0.0.1,
+    for tests and benchmarks that want Graph in a process of its own. Prints its base URL on
+    the first line of stdout."""
     import argparse
+
+    def channel_limit(text: str) -> int | None:
+        return None if text.lower() == "none" else int(text)
 
     parser = argparse.ArgumentParser(description="Microsoft Graph simulator")
     parser.add_argument("--host", default="127.0.0.1")
@@ -1994,6 +2047,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
     parser.add_argument("--token", default=None, help="the only bearer token accepted")
+    parser.add_argument(
+        "--private-channel-limit",
+        type=channel_limit,
+        default=MAX_PRIVATE_CHANNELS_PER_TEAM,
+        help="private channels per team, deleted ones included ('none': no separate cap)",
+    )
     args = parser.parse_args(argv)
 
     async def serve() -> None:
@@ -2002,6 +2061,7 @@ def main(argv: list[str] | None = None) -> None:
             limits=GraphLimits() if args.documented_limits else None,
             latency_s=args.latency,
             accepted_token=args.token,
+            private_channel_limit=args.private_channel_limit,
             control_api=True,
         )
         print(await sim.start(args.host, args.port), flush=True)

@@ -16,6 +16,7 @@ from core.errors import (
     ChannelNameTaken,
     NotYetReplicated,
     PermanentDirectoryError,
+    PrivateChannelLimitReached,
     Throttled,
     TransientDirectoryError,
     UserGone,
@@ -31,6 +32,7 @@ from graph.directory import (
     GET_INVITATION_STATE,
     GET_USER,
     INVITE_GUEST,
+    LIST_CHANNELS,
     LIST_SPONSORS,
     REMOVE_CHANNEL_MEMBER,
     REMOVE_TEAM_MEMBER,
@@ -250,3 +252,46 @@ def test_credential_failure_is_permanent_and_points_at_credentials() -> None:
 
     assert type(error) is PermanentDirectoryError
     assert "credentials" in error.message
+
+
+# --- the private channel limit (Graph documents no error; see graph/directory.py) -----------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (403, "Forbidden", "This team has exceeded the Max allowed channels"),
+        (403, "ResourceLimitExceeded", "Limit reached."),
+        (400, "BadRequest", "This team has exceeded the Max allowed channels"),
+    ],
+)
+def test_a_full_team_on_channel_create_is_private_channel_limit_reached(
+    status: int, code: str, message: str
+) -> None:
+    error = map_graph_error(odata(status, code, message), CREATE_CHANNEL)
+
+    assert type(error) is PrivateChannelLimitReached
+    assert isinstance(error, PermanentDirectoryError)
+    assert (error.status, error.code) == (status, code)
+    assert "limit of 30 private channels" in error.message
+    assert "deleted ones count for 30 days" in error.message
+    assert message in error.message  # Graph's own words stay visible
+
+
+def test_a_permission_403_on_channel_create_still_names_the_permission() -> None:
+    error = map_graph_error(
+        odata(403, "Forbidden", "Insufficient privileges to complete the operation."),
+        CREATE_CHANNEL,
+    )
+
+    assert type(error) is PermanentDirectoryError
+    assert "Channel.Create" in error.message
+
+
+def test_the_limit_words_on_other_operations_are_a_plain_permanent_error() -> None:
+    for operation in (ADD_CHANNEL_MEMBER, RENAME_CHANNEL, LIST_CHANNELS):
+        error = map_graph_error(
+            odata(403, "Forbidden", "This team has exceeded the Max allowed channels"), operation
+        )
+
+        assert type(error) is PermanentDirectoryError

@@ -1,5 +1,6 @@
 """Cards of the admin commands: paged lists of engagements and of audit records, one
-engagement's timeline (/show), the program report (/report) and the export links (/export).
+engagement's timeline (/show), the program report (/report), the export links (/export) and
+the tenant's intake policy (/policy).
 
 Paged lists end in Previous / Next buttons (`verbs.LIST_PAGE`) that carry the command, its
 arguments and the page to show; the handler runs the command again, checking the admin's
@@ -10,13 +11,13 @@ rows is built again with shorter excerpts until it fits in a Teams message (`CAR
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cards import verbs
+from cards.common import CARD_BUDGET as CARD_BUDGET
 from cards.common import (
     MESSAGE_MAX,
     REASON_MAX,
@@ -26,6 +27,7 @@ from cards.common import (
     clip,
     date_range,
     fact_set,
+    fitted,
     format_date,
     heading,
     state_label,
@@ -33,19 +35,23 @@ from cards.common import (
     text_block,
     title_block,
 )
+from cards.common import card_size as card_size
 from cards.engagement import decision_line
 from core import texts
 from core.admin import Page, ProgramReport, Timeline
 from core.audit_actions import COMMAND_PREFIX
 from core.model import AuditOutcome, AuditRecord, Engagement, EngagementState, engagement_ref
+from core.policy import PolicyLine, PolicyView
 
-# Teams refuses a message over 28 KB; the card stays under this many bytes of UTF-8 JSON,
-# which leaves room for the activity around it.
-CARD_BUDGET = 24_000
+# CARD_BUDGET and card_size (re-exported above) moved to cards.common: every card fits them now.
 TITLE_MAX = 300  # a list's title (the bot's, which may name a team)
 ARGS_MAX = 500  # a list command's arguments, carried by Previous / Next
 REPORT_TEAMS_MAX = 15  # teams listed by name in the report; the rest are counted
 REPORT_NAME_MAX = 80  # a team's name in the report
+# A policy value as shown: a domain list may be long (200 domains); shorter if the card would
+# not fit otherwise.
+POLICY_VALUE_MAX = 1000
+POLICY_VALUE_STEPS = (POLICY_VALUE_MAX, 300, 100)
 PREVIOUS_ID = "admin.page.previous"
 NEXT_ID = "admin.page.next"
 FAILED_STATES = frozenset(
@@ -234,6 +240,23 @@ def export_card(links: Sequence[tuple[str, str]], *, expires_at: datetime) -> Ca
     return adaptive_card(body, actions=actions)
 
 
+def policy_card(view: PolicyView, *, message: str | None = None) -> Card:
+    """/policy: every key of the tenant's intake policy with its value in force, where the
+    value comes from (the default, or who set it and when) and what the key does. `message`
+    (what /policy set or reset changed) is shown above the keys."""
+
+    def build(value_max: int) -> Card:
+        body = [title_block(texts.POLICY_TITLE), text_block(texts.POLICY_INTRO)]
+        if message:
+            body.append(
+                text_block(clip(message, MESSAGE_MAX), weight="bolder", element_id="message")
+            )
+        body.extend(_policy_line(line, value_max) for line in view.lines)
+        return adaptive_card(body)
+
+    return fitted(build, POLICY_VALUE_STEPS)
+
+
 # --- values ------------------------------------------------------------------------------------
 
 
@@ -370,6 +393,29 @@ def _shortened(engagement: Engagement, limit: int) -> Engagement:
     return replace(engagement, **changes)
 
 
+def _policy_line(line: PolicyLine, value_max: int) -> Card:
+    # The key as admins type it in /policy set, on a line of its own (a FactSet would break the
+    # long key names in its narrow title column), then its value.
+    value = clip(line.value, value_max) or texts.POLICY_NONE
+    items = [
+        text_block(line.key.value, weight="bolder"),
+        text_block(value, spacing="none"),
+        _small(policy_source(line)),
+    ]
+    help_text = texts.POLICY_KEY_HELP.get(line.key.value)
+    if help_text:
+        items.append(_small(help_text))
+    return {"type": "Container", "separator": True, "items": items}
+
+
+def policy_source(line: PolicyLine) -> str:
+    """ "default", or "set by Ada Admin on 3 Mar 2025" (a key is set only with who and when)."""
+    if line.set_by is None or line.set_at is None:
+        return texts.POLICY_SOURCE_DEFAULT
+    name = clip(line.set_by.strip(), SHORT_MAX) or texts.SOMEONE
+    return texts.POLICY_SOURCE_SET.format(name=name, date=format_date(line.set_at))
+
+
 def _small(text: str) -> Card:
     return text_block(text, subtle=True, size="small", spacing="none")
 
@@ -425,15 +471,6 @@ def _rate(report: ProgramReport) -> str:
     )
 
 
-def card_size(card: Card) -> int:
-    """The card's size in a message: bytes of its UTF-8 JSON."""
-    return len(json.dumps(card, ensure_ascii=False).encode())
-
-
 def _fitted(build: Callable[[Excerpts], Card]) -> Card:
     """The card with the longest excerpts that fits CARD_BUDGET (else the shortest)."""
-    for excerpts in EXCERPTS:
-        card = build(excerpts)
-        if card_size(card) <= CARD_BUDGET:
-            return card
-    return card
+    return fitted(build, EXCERPTS)

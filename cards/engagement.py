@@ -7,6 +7,8 @@ from typing import assert_never
 
 from cards import verbs
 from cards.common import (
+    LONG_MAX,
+    LONG_TEXT_STEPS,
     MESSAGE_MAX,
     REASON_MAX,
     SHORT_MAX,
@@ -16,10 +18,13 @@ from cards.common import (
     clip,
     date_range,
     end_reason,
+    execute,
     fact_set,
+    fitted,
     format_date,
     heading,
     lifecycle_facts,
+    long_texts,
     sentence,
     state_label,
     summary_facts,
@@ -31,16 +36,16 @@ from core.model import Engagement, EngagementState, Notice
 
 MAX_REFRESH_USERS = 60  # Teams refreshes a card automatically for at most 60 listed users
 REJECT_REASON_MAX = 500
-DESCRIPTION_MAX = 2000  # what intake accepts
+DESCRIPTION_MAX = LONG_MAX  # what intake accepts
 
 
 def submitted_card(engagement: Engagement) -> Card:
-    """The requester's confirmation that the request was stored."""
+    """The requester's confirmation that the request was stored, with what the approver gets."""
     return adaptive_card(
         [
             title_block(texts.SUBMITTED_TITLE.format(ref=engagement.ref)),
             text_block(texts.SUBMITTED_BODY),
-            summary_facts(engagement),
+            summary_facts(engagement, terms=True),
         ]
     )
 
@@ -59,6 +64,26 @@ def approval_card(
     shared message). `refresh_user_ids` are Teams user MRIs (29:...) whose client refreshes the
     card automatically; at most 60 are kept, and no refresh is declared without any.
     """
+    return fitted(
+        lambda long_max: _approval_card(
+            engagement,
+            viewer_id=viewer_id,
+            message=message,
+            refresh_user_ids=refresh_user_ids,
+            long_max=long_max,
+        ),
+        LONG_TEXT_STEPS,
+    )
+
+
+def _approval_card(
+    engagement: Engagement,
+    *,
+    viewer_id: str | None,
+    message: str | None,
+    refresh_user_ids: Sequence[str],
+    long_max: int,
+) -> Card:
     body: list[Card] = []
     if message:
         body.append(
@@ -69,9 +94,8 @@ def approval_card(
     body.append(title_block(texts.APPROVAL_TITLE.format(ref=engagement.ref)))
     requester = clip(engagement.requester_name, SHORT_MAX)
     body.append(text_block(texts.APPROVAL_INTRO.format(requester=requester)))
-    body.append(summary_facts(engagement, approver=True))
-    body.append(text_block(texts.FACT_DESCRIPTION, weight="bolder", spacing="medium"))
-    body.append(text_block(clip(engagement.description, DESCRIPTION_MAX)))
+    body.append(summary_facts(engagement, approver=True, terms=True))
+    body.extend(long_texts(engagement.description, engagement.justification, long_max))
 
     actions: list[Card] = []
     if can_decide(engagement, viewer_id):
@@ -87,24 +111,8 @@ def approval_card(
         )
         data = {verbs.ENGAGEMENT_ID: _id(engagement)}
         actions = [
-            {
-                "type": "Action.Execute",
-                "id": verbs.APPROVE,
-                "title": texts.APPROVE,
-                "verb": verbs.APPROVE,
-                "data": dict(data),
-                "associatedInputs": "none",
-                "style": "positive",
-            },
-            {
-                "type": "Action.Execute",
-                "id": verbs.REJECT,
-                "title": texts.REJECT,
-                "verb": verbs.REJECT,
-                "data": dict(data),
-                "associatedInputs": "auto",
-                "style": "destructive",
-            },
+            execute(verbs.APPROVE, texts.APPROVE, data=dict(data), style="positive"),
+            execute(verbs.REJECT, texts.REJECT, data=dict(data), style="destructive", inputs=True),
         ]
     else:
         body.append(text_block(decision_line(engagement), weight="bolder", element_id="decision"))
@@ -168,9 +176,9 @@ def engagement_list_card(
     title: str, engagements: Sequence[Engagement], *, empty_text: str
 ) -> Card:
     """One compact row per engagement: ref, project, freelancer, status and end date."""
-    body: list[Card] = [title_block(title)]
+    body: list[Card] = [title_block(clip(title, SHORT_MAX))]
     if not engagements:
-        body.append(text_block(empty_text))
+        body.append(text_block(clip(empty_text, MESSAGE_MAX)))
     body.extend(_row(engagement) for engagement in engagements)
     return adaptive_card(body)
 

@@ -21,6 +21,7 @@ from cards.common import (
     clip,
     end_reason,
     ended_when,
+    execute,
     fact_set,
     format_date,
     heading,
@@ -394,19 +395,9 @@ def _execute(
     style: str | None = None,
     inputs: bool = False,
 ) -> Card:
-    """An Action.Execute carrying only the engagement id; `inputs`: it submits the card's
-    inputs (and the client checks the required ones first), else none."""
-    action: Card = {
-        "type": "Action.Execute",
-        "id": verb,
-        "title": title,
-        "verb": verb,
-        "data": {verbs.ENGAGEMENT_ID: _id(engagement)},
-        "associatedInputs": "auto" if inputs else "none",
-    }
-    if style:
-        action["style"] = style
-    return action
+    """An Action.Execute carrying only the engagement id (see `execute`)."""
+    data = {verbs.ENGAGEMENT_ID: _id(engagement)}
+    return execute(verb, title, data=data, style=style, inputs=inputs)
 
 
 def _show_card(action_id: str, title: str, body: list[Card], submit: Card) -> Card:

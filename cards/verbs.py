@@ -1,12 +1,17 @@
 """Every Action.Execute verb the cards use, and the keys their data carries, in one place.
 
-A card action carries only the verb and the engagement id, never the facts of a decision: the
-handler reloads the engagement and checks the actor and the state itself.
+A card action carries only the verb and the engagement id (an intake action at most the draft's
+version), never the facts of a decision: the handler reloads the engagement (or the draft) and
+checks the actor and the state itself.
 """
 
 from __future__ import annotations
 
-INTAKE_SUBMIT = "intake.submit"
+INTAKE_SUBMIT = "intake.submit"  # the form -> the preview (or the form with its errors)
+INTAKE_CONFIRM = "intake.confirm"  # the preview -> the engagement; data: the draft's version
+INTAKE_EDIT = "intake.edit"  # the preview -> the form again, with the draft's values
+INTAKE_SAVE_DRAFT = "intake.save"  # keep the form's values as the requester's draft
+INTAKE_DISCARD = "intake.discard"  # drop the draft and show an empty form
 APPROVE = "engagement.approve"
 REJECT = "engagement.reject"
 REFRESH = "engagement.refresh"
@@ -25,6 +30,10 @@ LIST_PAGE = "admin.page"  # Next / Previous of a paged admin list; data: command
 ALL_VERBS = frozenset(
     {
         INTAKE_SUBMIT,
+        INTAKE_CONFIRM,
+        INTAKE_EDIT,
+        INTAKE_SAVE_DRAFT,
+        INTAKE_DISCARD,
         APPROVE,
         REJECT,
         REFRESH,
@@ -41,6 +50,9 @@ ALL_VERBS = frozenset(
 )
 
 ENGAGEMENT_ID = "engagement_id"  # the data key of every engagement action
+# INTAKE_CONFIRM: the version of the draft the preview showed (a newer draft is not confirmed
+# unseen); the values themselves stay in our storage.
+DRAFT_VERSION = "draft_version"
 REJECT_REASON = "reject_reason"  # the input id of the rejection reason
 NEW_END_DATE = "new_end_date"  # the input id of the extension's end date
 REVOKE_REASON = "revoke_reason"  # the input id of why access is ended early (bot prefills it)

@@ -24,13 +24,14 @@ from cards.admin import (
     audit_page_card,
     engagement_page_card,
     export_card,
+    policy_card,
     report_card,
     timeline_card,
 )
 from cards.common import text_card
 from cards.engagement import approval_card, engagement_list_card, notice_card, submitted_card
 from cards.help import help_card
-from cards.intake import intake_card
+from cards.intake import intake_card, preview_card
 from cards.lifecycle import (
     closing_note_card,
     end_reminder_card,
@@ -42,6 +43,9 @@ from cards.welcome import welcome_card
 from core import texts
 from core.intake import FIELD_END_DATE, FIELD_FREELANCER_EMAIL, FIELD_PROJECT_TITLE
 from core.model import Engagement, EngagementState, Notice
+from tests.cards.test_hostile_rendering import HOSTILE_CARDS
+from tests.cards.test_intake_cards import INTAKE_CARDS
+from tests.cards.test_policy_card import POLICY_CARDS
 from tests.support.node_tools import require_node, run_node
 from tests.unit.test_admin_cards import ADMIN_CARDS, EVIL_ADMIN_CARDS
 from tests.unit.test_cards import (
@@ -239,6 +243,9 @@ def _builders() -> dict[str, Builder]:
         errors={FIELD_END_DATE: LONG},
     )
     every["intake/no-teams"] = lambda: intake_card([], today=TODAY)
+    # The complete form's other shapes, the preview, the terms on the approver's card, /policy.
+    every |= INTAKE_CARDS
+    every |= POLICY_CARDS
     # The rest, in each of their shapes.
     for state in EngagementState:
         every[f"submitted/{state.value}"] = _of_state(submitted_card, state)
@@ -256,6 +263,10 @@ def _builders() -> dict[str, Builder]:
     # The admin commands' cards (pages, timeline, report, export), and hostile content in them.
     every |= ADMIN_CARDS
     every |= EVIL_ADMIN_CARDS
+    # Every builder that shows outside text, fed each hostile text (tests/cards/
+    # test_hostile_rendering.py): huge, escaped, right-to-left, emoji and control characters
+    # must neither break the official parser nor the renderer.
+    every |= HOSTILE_CARDS
     return every
 
 
@@ -266,6 +277,7 @@ COVERED = {
     engagement_list_card,
     help_card,
     intake_card,
+    preview_card,
     notice_card,
     submitted_card,
     text_card,
@@ -280,6 +292,7 @@ COVERED = {
     timeline_card,
     report_card,
     export_card,
+    policy_card,
 }
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 import pytest
@@ -23,7 +24,7 @@ from cards.engagement import (
     submitted_card,
 )
 from cards.help import help_card
-from cards.intake import error_block_id, intake_card
+from cards.intake import error_block_id, intake_card, preview_card
 from cards.lifecycle import (
     closing_note_card,
     end_reminder_card,
@@ -34,16 +35,31 @@ from cards.lifecycle import (
 from cards.welcome import welcome_card
 from core import texts
 from core.intake import (
+    FIELD_BUDGET,
     FIELD_CHANNEL_NAME,
+    FIELD_CLASSIFICATION,
     FIELD_END_DATE,
     FIELD_FREELANCER_EMAIL,
+    FIELD_FREELANCER_ORG,
+    FIELD_HOURS,
+    FIELD_JUSTIFICATION,
+    FIELD_PROFILE_URL,
     FIELD_PROJECT_TITLE,
     FIELD_START_DATE,
     FIELD_TEAM,
     INTAKE_FIELDS,
     LIMITS,
+    IntakeForm,
 )
-from core.model import Engagement, EngagementState, Notice, TeamInstallation
+from core.intake_service import IntakePreview
+from core.model import (
+    DataClassification,
+    Engagement,
+    EngagementState,
+    IntakeDraft,
+    Notice,
+    TeamInstallation,
+)
 
 Card = dict[str, Any]
 
@@ -267,7 +283,8 @@ def check(card: Card) -> Walk:
     for private in (TENANT, SERVICE_URL, REQUESTER, APPROVER, STRANGER, "conversation-ref"):
         assert private not in dumped
     for action in walk.actions:
-        assert set(action.get("data", {})) <= {verbs.ENGAGEMENT_ID}
+        # An engagement's id, or the version of the intake draft a preview showed: never facts.
+        assert set(action.get("data", {})) <= {verbs.ENGAGEMENT_ID, verbs.DRAFT_VERSION}
     return walk
 
 
@@ -368,13 +385,61 @@ TEAMS = [team("Marketing", "group-marketing"), team("Engineering", "group-engine
 USER_VALUES = {
     FIELD_PROJECT_TITLE: "Website redesign",
     "description": "New look **now**",
+    FIELD_JUSTIFICATION: "The agency is booked until June.\nWe launch in May.",
     "freelancer_name": "Jane Doe",
     FIELD_FREELANCER_EMAIL: "jane@contoso",
+    FIELD_FREELANCER_ORG: "Upwork",
+    FIELD_PROFILE_URL: "http://www.upwork.com/freelancers/jane",
     FIELD_START_DATE: "2025-03-10",
     FIELD_END_DATE: "2025-03-01",
+    FIELD_CLASSIFICATION: "confidential",
+    FIELD_BUDGET: "12,500",
+    FIELD_HOURS: "120 h",
     FIELD_TEAM: "group-engineering",
     FIELD_CHANNEL_NAME: "web#site",
 }
+
+PREVIEW_ZONE = "Europe/Berlin"
+PREVIEW_NOTE = texts.PREFLIGHT_GUEST_EXISTS.format(name="Jane Doe (Guest)")
+
+
+def intake_form(**changes: Any) -> IntakeForm:
+    """A request that passed every check (as `parse_intake` makes it)."""
+    form = IntakeForm(
+        project_title="Website redesign",
+        description="Redesign the public website.",
+        justification="The agency is booked until June.",
+        freelancer_name="Jane Doe",
+        freelancer_email="jane@contoso.com",
+        freelancer_org="Upwork",
+        profile_url="https://www.upwork.com/freelancers/jane",
+        start_date=date(2025, 3, 10),
+        end_date=date(2025, 6, 8),
+        data_classification=DataClassification.CONFIDENTIAL,
+        budget=Decimal("12500.50"),
+        hours=120,
+        team_id="group-marketing",
+        channel_name="Ext - Website redesign",
+    )
+    # model_copy skips validation: the tests may give values parse_intake would refuse.
+    return form.model_copy(update=changes)
+
+
+def intake_preview(
+    *, notes: tuple[str, ...] = (PREVIEW_NOTE,), version: int = 3, **changes: Any
+) -> IntakePreview:
+    draft = IntakeDraft(
+        tenant_id=TENANT,
+        user_id=REQUESTER,
+        values={},
+        time_zone=PREVIEW_ZONE,
+        created_at=NOW,
+        updated_at=NOW,
+        previewed=True,
+        version=version,
+    )
+    return IntakePreview(intake_form(**changes), TEAMS[0], draft, PREVIEW_ZONE, notes)
+
 
 EVIL = "[click](https://evil.example) **bold** _it_ <b>x</b>\n- item\n# head"
 
@@ -399,6 +464,27 @@ EVERY_CARD: dict[str, Builder] = {
         errors={FIELD_FREELANCER_EMAIL: texts.ERR_EMAIL, FIELD_END_DATE: "x"},
     ),
     "intake-no-teams": lambda: intake_card([], today=TODAY),
+    "intake-draft": lambda: intake_card(
+        TEAMS,
+        today=TODAY,
+        values=USER_VALUES,
+        justification_required=False,
+        time_zone=PREVIEW_ZONE,
+        notice=texts.DRAFT_RESUMED.format(when="3 Mar 2025"),
+        draft=True,
+    ),
+    "preview": lambda: preview_card(intake_preview()),
+    "preview-minimal": lambda: preview_card(
+        intake_preview(
+            notes=(),
+            justification="",
+            freelancer_org=None,
+            profile_url=None,
+            budget=None,
+            hours=None,
+        ),
+        message=texts.PREVIEW_OUT_OF_DATE,
+    ),
     "submitted": lambda: submitted_card(engagement()),
     "approval-approver": lambda: approval_card(
         engagement(), viewer_id=APPROVER, refresh_user_ids=["29:a"], message="Hm."
@@ -559,7 +645,7 @@ def test_intake_offers_the_installed_teams_and_submits_with_the_intake_verb() ->
         {"title": "Engineering", "value": "group-engineering"},
     ]
     assert "value" not in choice  # two teams, none chosen: the user picks
-    (submit,) = walk.actions
+    submit = walk.actions[0]
     assert submit["verb"] == verbs.INTAKE_SUBMIT
     assert submit["title"] == texts.INTAKE_SUBMIT
     assert submit["associatedInputs"] == "auto"
@@ -1051,6 +1137,7 @@ def test_builders_used_in_these_tests_cover_every_public_builder() -> None:
     covered: set[Callable[..., Any]] = {
         help_card,
         intake_card,
+        preview_card,
         submitted_card,
         approval_card,
         engagement_list_card,

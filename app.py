@@ -25,9 +25,11 @@ from core.clock import Clock, SystemClock
 from core.config import ProgramConfig
 from core.engagements import EngagementService
 from core.exports import ExportLinks
+from core.intake_service import IntakeService
 from core.lifecycle import LifecycleService
 from core.log_context import configure_logging
 from core.metrics import Metrics
+from core.policy import PolicyService
 from core.provisioning import JobHandlers
 from core.redelivery import RedeliveryGuard
 from graph.client import (
@@ -163,6 +165,8 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         metrics=metrics,
     )
     lifecycle = LifecycleService(storage, clock, config, rights=rights)
+    intake = IntakeService(storage, clock, config, directory=directory)
+    policy = PolicyService(storage, clock, config, rights=rights, directory=directory)
     export_base_url = settings.export_base_url
     admin = AdminService(
         storage,
@@ -190,6 +194,9 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         ),
         on_work_enqueued=worker.wake,
         metrics=metrics,
+        intake=intake,
+        policy=policy,
+        send_privately=notifier.send_card,
     )
 
     async def collect_stored_figures() -> None:

@@ -1,5 +1,6 @@
 """The admin commands (/requests, /active, /expiring, /show, /extend, /audit, /report,
-/export): argument parsing and cards; the rules and the audit live in core/admin.py."""
+/export, /policy): argument parsing and cards; the rules and the audit live in core/admin.py
+and core/policy.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cards.admin import (
     audit_page_card,
     engagement_page_card,
     export_card,
+    policy_card,
     report_card,
     timeline_card,
 )
@@ -26,6 +28,7 @@ from core.clock import Clock
 from core.config import ProgramConfig
 from core.exports import ExportKind
 from core.model import Actor, parse_engagement_ref
+from core.policy import PolicyService
 
 Card = dict[str, Any]
 
@@ -43,6 +46,7 @@ class AdminCommands:
     clock: Clock
     config: ProgramConfig
     public_base_url: str = ""
+    policy: PolicyService | None = None
 
     def register(self, registry: CommandRegistry) -> None:
         # (name, description, handler, usage, admin only, pager); all answer in 1:1 chat only.
@@ -61,6 +65,8 @@ class AdminCommands:
             ("/report", texts.CMD_REPORT_HELP, self.cmd_report, "", True, None),
             ("/export", texts.CMD_EXPORT_HELP, self.cmd_export,
              texts.CMD_EXPORT_USAGE, True, None),
+            ("/policy", texts.CMD_POLICY_HELP, self.cmd_policy,
+             texts.CMD_POLICY_USAGE, True, None),
         ]  # fmt: skip
         for name, description, handler, usage, admin_only, pager in specs:
             registry.add(
@@ -226,6 +232,30 @@ class AdminCommands:
             expires_at = grant.expires_at
         assert expires_at is not None
         await _send(turn_context, export_card(links, expires_at=expires_at))
+
+    async def cmd_policy(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        """`/policy`, `/policy set KEY VALUE` (the value may be quoted to keep spaces) and
+        `/policy reset KEY`. Every outcome is audited by the service, refusals included."""
+        if self.policy is None:
+            raise RuntimeError("/policy needs a PolicyService")
+        tenant = tenant_id(turn_context.activity)
+        words = args.split(maxsplit=2)
+        action = words[0].lower() if words else ""
+        message = None
+        if not words:
+            pass
+        elif action == "set" and len(words) >= 2:
+            line = await self.policy.set(
+                actor, tenant, words[1], words[2] if len(words) == 3 else ""
+            )
+            message = texts.POLICY_SET_DONE.format(key=line.key.value, value=line.value)
+        elif action == "reset" and len(words) == 2:
+            line = await self.policy.reset(actor, tenant, words[1])
+            message = texts.POLICY_RESET_DONE.format(key=line.key.value, value=line.value)
+        else:
+            raise UsageError()
+        view = await self.policy.show(actor, tenant, audited=message is None)
+        await _send(turn_context, policy_card(view, message=message))
 
     def _export_url(self, token: str) -> str:
         return f"{self.public_base_url.rstrip('/')}{EXPORT_PATH}{token}"

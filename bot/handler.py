@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from datetime import date
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
@@ -32,28 +33,30 @@ from bot.conversations import (
 )
 from bot.replies import card_message, text_card_message
 from cards import verbs
-from cards.common import text_card
+from cards.common import SHORT_MAX, clip, text_card
 from cards.engagement import approval_card, engagement_list_card, submitted_card
 from cards.help import help_card
-from cards.intake import intake_card
+from cards.intake import intake_card, preview_card
 from cards.lifecycle import end_reminder_card, extension_approval_card, revoke_confirm_card
 from core import texts
 from core.admin import AdminService
-from core.channel_names import suggest_channel_name
 from core.clock import Clock
 from core.config import ProgramConfig
 from core.engagements import EngagementService
-from core.errors import DomainError, InvalidInput, NotAuthorised
-from core.intake import (
-    FIELD_CHANNEL_NAME,
-    FIELD_PROJECT_TITLE,
-    FieldErrors,
-    prefill_from_command,
-)
+from core.errors import DeliveryError, DomainError, InvalidInput, NoConversation, NotAuthorised
+from core.intake import FIELD_PROJECT_TITLE, FieldErrors, clean_values, prefill_from_command
+from core.intake_service import IntakeService, StalePreview, resolve_zone
 from core.lifecycle import LifecycleService
 from core.log_context import log_scope
 from core.metrics import Metrics, activity_type_label
-from core.model import MAX_ENGAGEMENT_ID, Actor, parse_engagement_ref
+from core.model import (
+    MAX_ENGAGEMENT_ID,
+    Actor,
+    MessageRef,
+    TeamInstallation,
+    parse_engagement_ref,
+)
+from core.policy import PolicyService
 from core.redelivery import RedeliveryGuard
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,10 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 ADAPTIVE_CARD_ACTION = "adaptiveCard/action"  # the invoke name of Action.Execute
 # The longest intake field is 2,000 characters; longer values are tampering, not typing.
 ECHO_LIMIT = 2_000
+
+
+# (user's Entra id, card) -> where the card was sent in their personal chat.
+PrivateSender = Callable[[str, dict[str, Any]], Awaitable[MessageRef]]
 
 
 def _card_response(card: dict[str, Any]) -> AdaptiveCardInvokeResponse:
@@ -81,8 +88,16 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         redelivery: RedeliveryGuard | None = None,
         on_work_enqueued: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
+        intake: IntakeService | None = None,
+        policy: PolicyService | None = None,
+        send_privately: PrivateSender | None = None,
     ) -> None:
         super().__init__()
+        self._intake_service = intake
+        self._policy_service = policy
+        # Sends a card to a user's personal chat (opening it if need be), outside the turn's
+        # conversation: the intake form asked for in a channel goes there.
+        self._send_privately = send_privately
         self._redelivery = redelivery
         self._metrics = metrics or Metrics()
         self._service = service
@@ -92,7 +107,19 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         self._on_work_enqueued = on_work_enqueued
         self.commands = CommandRegistry()
         self._register_commands()
-        AdminCommands(admin, clock, self._config, public_base_url).register(self.commands)
+        AdminCommands(admin, clock, self._config, public_base_url, policy).register(self.commands)
+
+    @property
+    def _intake(self) -> IntakeService:
+        if self._intake_service is None:
+            raise RuntimeError("the intake needs an IntakeService")
+        return self._intake_service
+
+    @property
+    def _policy(self) -> PolicyService:
+        if self._policy_service is None:
+            raise RuntimeError("the intake needs a PolicyService")
+        return self._policy_service
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         """Counts and times the turn (fc_turns_total, fc_turn_duration_seconds)."""
@@ -139,6 +166,9 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 usage=texts.CMD_REQUEST_USAGE,
                 aliases=("new request",),
             )
+        )
+        self.commands.add(
+            Command("/cancel", texts.CMD_CANCEL_HELP, self.cmd_cancel, scopes=("personal",))
         )
         self.commands.add(Command("/status", texts.CMD_STATUS_HELP, self.cmd_status))
         self.commands.add(Command("/help", texts.CMD_HELP_HELP, self.cmd_help))
@@ -225,20 +255,85 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         await turn_context.send_activity(card_message(help_card(await self._help_lines(actor))))
 
     async def cmd_request(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        """The intake form, with the draft (if any) and what the command gave filled in. Asked
+        in a channel or group chat, the form goes to the requester's 1:1 chat instead: what
+        they type into it is nobody else's business."""
         activity = turn_context.activity
-        teams = await self._service.list_teams(tenant_id(activity))
         selected = None
         thread = team_thread_id(activity)
         if thread:
             current = await self._service.team_for_thread(thread)
             selected = current.aad_group_id if current else None
-        card = intake_card(
-            teams,
-            today=self._clock.now().date(),
-            values=prefill_from_command(args),
-            selected_team_id=selected,
+        tenant = tenant_id(activity)
+        zone = _time_zone(activity)
+        start = await self._intake.start(actor, tenant, zone, prefill_from_command(args))
+        if not start.teams:
+            # No form to fill, and nothing private to say: answer where asked.
+            await turn_context.send_activity(text_card_message(texts.NO_TEAMS))
+            return
+        notice = None
+        if start.draft is not None:
+            notice = texts.DRAFT_RESUMED.format(when=_when(start.draft.updated_at, zone))
+        card = await self._form(
+            tenant,
+            start.values,
+            zone,
+            teams=start.teams,
+            selected=selected,
+            notice=notice,
+            draft=start.draft is not None,
         )
-        await turn_context.send_activity(card_message(card))
+        if _scope(activity) == "personal":
+            await turn_context.send_activity(card_message(card))
+            return
+        if self._send_privately is None:
+            await turn_context.send_activity(text_card_message(texts.FORM_NOT_SENT))
+            return
+        try:
+            await self._send_privately(actor.aad_id, card)
+        except (NoConversation, DeliveryError) as problem:
+            log.warning("could not send the intake form to a 1:1 chat: %s", problem)
+            await turn_context.send_activity(text_card_message(texts.FORM_NOT_SENT))
+            return
+        await turn_context.send_activity(text_card_message(texts.FORM_SENT_TO_CHAT))
+
+    async def cmd_cancel(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
+        dropped = await self._intake.discard(actor, tenant_id(turn_context.activity))
+        if dropped is None:
+            await turn_context.send_activity(text_card_message(texts.CANCEL_NOTHING))
+            return
+        title = dropped.values.get(FIELD_PROJECT_TITLE) or texts.CANCEL_UNTITLED
+        message = texts.CANCEL_DONE.format(title=clip(title, SHORT_MAX))
+        await turn_context.send_activity(text_card_message(message))
+
+    async def _form(
+        self,
+        tenant: str,
+        values: Mapping[str, str],
+        zone: str | None,
+        *,
+        teams: Sequence[TeamInstallation] | None = None,
+        errors: Mapping[str, str] | None = None,
+        selected: str | None = None,
+        notice: str | None = None,
+        draft: bool = False,
+    ) -> dict[str, Any]:
+        """The intake form as the tenant's policy shapes it, in the requester's time zone."""
+        if teams is None:
+            teams = await self._intake.teams(tenant)
+        policy = await self._policy.current(tenant)
+        shown_zone, _ = resolve_zone(zone, self._config)
+        return intake_card(
+            teams,
+            today=self._intake.today(zone),
+            values=values,
+            errors=errors,
+            selected_team_id=selected,
+            justification_required=policy.justification_required,
+            time_zone=shown_zone,
+            notice=notice,
+            draft=draft,
+        )
 
     async def cmd_status(self, turn_context: TurnContext, actor: Actor, args: str) -> None:
         mine = await self._service.list_mine(actor)
@@ -371,8 +466,8 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         try:
             if actor is None:
                 return _card_response(text_card(texts.NO_IDENTITY, attention=True))
-            if verb == verbs.INTAKE_SUBMIT:
-                return await self._submit_intake(turn_context, actor, data)
+            if verb is not None and verb in INTAKE_VERBS:
+                return await self._intake_action(turn_context, actor, verb, data)
             if verb in (verbs.APPROVE, verbs.REJECT, verbs.REFRESH):
                 return await self._engagement_action(turn_context, actor, verb, data)
             if verb in LIFECYCLE_VERBS:
@@ -386,27 +481,78 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             log.exception("card action %r failed", verb)
             return _card_response(text_card(texts.CARD_ACTION_FAILED, attention=True))
 
-    async def _submit_intake(
+    async def _intake_action(
+        self, turn_context: TurnContext, actor: Actor, verb: str, data: Mapping[str, Any]
+    ) -> AdaptiveCardInvokeResponse:
+        """Submit -> preview (or the form with its errors), Confirm -> the engagement, Edit,
+        Save for later and Discard. The draft in our storage carries the values between them;
+        a card action carries at most the draft's version."""
+        activity = turn_context.activity
+        tenant = tenant_id(activity)
+        zone = _time_zone(activity)
+        intake = self._intake
+        if verb == verbs.INTAKE_SUBMIT:
+            values = {k: v for k, v in data.items() if isinstance(v, str)}
+            try:
+                preview = await intake.preview(actor, tenant, zone, values)
+            except FieldErrors as invalid:
+                card = await self._form(
+                    tenant, clean_values(values), zone, errors=invalid.errors, draft=True
+                )
+                return _card_response(card)
+            return _card_response(preview_card(preview))
+        if verb == verbs.INTAKE_SAVE_DRAFT:
+            draft = await intake.save_draft(actor, tenant, zone, data)
+            card = await self._form(
+                tenant, draft.values, zone, notice=texts.DRAFT_SAVED, draft=True
+            )
+            return _card_response(card)
+        if verb == verbs.INTAKE_DISCARD:
+            await intake.discard(actor, tenant)
+            card = await self._form(tenant, {}, zone, notice=texts.DRAFT_DISCARDED)
+            return _card_response(card)
+        if verb == verbs.INTAKE_EDIT:
+            start = await intake.reopen(actor, tenant)
+            card = await self._form(tenant, start.values, zone, teams=start.teams, draft=True)
+            return _card_response(card)
+        return await self._confirm_intake(turn_context, actor, data)
+
+    async def _confirm_intake(
         self, turn_context: TurnContext, actor: Actor, data: Mapping[str, Any]
     ) -> AdaptiveCardInvokeResponse:
         activity = turn_context.activity
         tenant = tenant_id(activity)
-        # Cap what is echoed back so a tampered value can't push the card past Teams' limit.
-        values = {k: v[:ECHO_LIMIT] for k, v in data.items() if isinstance(v, str)}
-        if not values.get(FIELD_CHANNEL_NAME) and values.get(FIELD_PROJECT_TITLE):
-            values[FIELD_CHANNEL_NAME] = suggest_channel_name(values[FIELD_PROJECT_TITLE])
+        version = data.get(verbs.DRAFT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
         # The card message id (replyToId) identifies this form: a re-delivered or double-clicked
-        # Submit of the same form finds the engagement it made.
+        # Confirm of the same card finds the engagement it made.
         source = activity.reply_to_id or activity.id
         submission_key = f"{actor.aad_id}:{source}" if source else None
         try:
-            submission = await self._service.submit(
-                actor, tenant, values, submission_key=submission_key
+            submission = await self._intake.confirm(
+                actor, tenant, version, submission_key=submission_key
             )
+        except StalePreview as stale:
+            # Show the latest version of the request, checked afresh.
+            draft = stale.draft
+            try:
+                preview = await self._intake.recheck(actor, tenant, draft)
+            except FieldErrors as invalid:
+                card = await self._form(
+                    tenant, draft.values, draft.time_zone, errors=invalid.errors, draft=True
+                )
+                return _card_response(card)
+            return _card_response(preview_card(preview, message=texts.PREVIEW_OUT_OF_DATE))
         except FieldErrors as invalid:
-            teams = await self._service.list_teams(tenant)
-            card = intake_card(
-                teams, today=self._clock.now().date(), values=values, errors=invalid.errors
+            draft_now = await self._intake.draft(actor, tenant)
+            values = draft_now.values if draft_now else {}
+            card = await self._form(
+                tenant,
+                values,
+                draft_now.time_zone if draft_now else None,
+                errors=invalid.errors,
+                draft=True,
             )
             return _card_response(card)
         if submission.created:
@@ -549,6 +695,15 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         return _card_response(text_card(message))
 
 
+INTAKE_VERBS = frozenset(
+    {
+        verbs.INTAKE_SUBMIT,
+        verbs.INTAKE_CONFIRM,
+        verbs.INTAKE_EDIT,
+        verbs.INTAKE_SAVE_DRAFT,
+        verbs.INTAKE_DISCARD,
+    }
+)
 LIFECYCLE_VERBS = frozenset(
     {
         verbs.END_NOW,
@@ -566,6 +721,20 @@ LIFECYCLE_VERBS = frozenset(
 def _text(value: object) -> str:
     # Inputs arrive as strings; anything else is tampering and counts as empty.
     return value[:ECHO_LIMIT] if isinstance(value, str) else ""
+
+
+def _time_zone(activity: Any) -> str | None:
+    """The user's IANA time zone as Teams reports it (`localTimezone`); None when absent or
+    not text. Whether it names a real zone is core's call (resolve_zone)."""
+    value = getattr(activity, "local_timezone", None)
+    return value[:64] if isinstance(value, str) and value else None
+
+
+def _when(moment: datetime, zone: str | None) -> str:
+    """A moment as the user reads it: in their zone, e.g. "26 Nov 2026 at 14:05"."""
+    name, _ = resolve_zone(zone, ProgramConfig())
+    local = moment.astimezone(ZoneInfo(name))
+    return local.strftime("%d %b %Y at %H:%M").lstrip("0")
 
 
 def _iso(value: date | None) -> str:

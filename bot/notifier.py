@@ -105,6 +105,12 @@ class TeamsNotifier:
         card = invitation_nudge_card(engagement, days_pending=days_pending)
         await self._send(conversation, card, user_id=engagement.requester_id)
 
+    async def send_card(self, user_id: str, card: dict[str, Any]) -> MessageRef:
+        """Any card, in the user's personal chat (opened first if the bot has none with them
+        yet). The intake form asked for in a channel is sent this way, inside that turn."""
+        conversation = await self._user(user_id)
+        return await self._send(conversation, card, user_id=user_id)
+
     async def post_welcome(self, engagement: Engagement) -> MessageRef:
         return await self._post_in_channel(engagement, welcome_card(engagement))
 

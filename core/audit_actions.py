@@ -55,3 +55,5 @@ GRAPH_INVITATION_RESENT = "graph.invitation_resent"
 INVITATION_RESEND_REQUESTED = "lifecycle.invitation_resend_requested"
 # --- administration ---
 EXTENDED_BY_ADMIN = "lifecycle.extended_by_admin"
+# --- intake policy ---
+POLICY_CHANGED = "policy.changed"

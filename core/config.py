@@ -34,16 +34,22 @@ class ProgramConfig:
     invitation_nudge_days: int = 3
     invitation_nudge_limit: int = 3
 
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
+    def zone(self, time_zone: str | None = None) -> ZoneInfo:
+        """`time_zone` (an engagement's, set at intake from the requester's) or the program's."""
+        return ZoneInfo(time_zone or self.time_zone)
 
-    def end_instant(self, end_date: date) -> datetime:
-        """When access ends: the midnight after `end_date` in the program's time zone."""
-        return datetime.combine(end_date + timedelta(days=1), time(0), self.zone())
+    def end_instant(self, end_date: date, time_zone: str | None = None) -> datetime:
+        """When access ends: the midnight after `end_date` in the engagement's time zone (the
+        requester's at intake; the program's for engagements that have none)."""
+        return datetime.combine(end_date + timedelta(days=1), time(0), self.zone(time_zone))
 
-    def reminder_instant(self, end_date: date, days_before: int) -> datetime:
+    def reminder_instant(
+        self, end_date: date, days_before: int, time_zone: str | None = None
+    ) -> datetime:
         return datetime.combine(
-            end_date - timedelta(days=days_before), time(self.reminder_hour), self.zone()
+            end_date - timedelta(days=days_before),
+            time(self.reminder_hour),
+            self.zone(time_zone),
         )
 
     def today(self, now: datetime) -> date:

@@ -7,10 +7,10 @@ same transaction (acknowledge fast, work durably).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from core import audit_actions as A
 from core import texts
@@ -18,13 +18,11 @@ from core.admin_rights import AdminRights
 from core.clock import Clock
 from core.config import ProgramConfig
 from core.errors import (
-    DuplicateSubmission,
     InvalidTransition,
     NotAuthorised,
     NotFound,
     StaleVersion,
 )
-from core.intake import FIELD_CHANNEL_NAME, FieldErrors, parse_intake
 from core.model import (
     Actor,
     AuditOutcome,
@@ -58,16 +56,6 @@ DECISION_ATTEMPTS = 5
 SEEN_MEMO_TTL = timedelta(minutes=10)
 SEEN_MEMO_SIZE = 10_000
 MAX_REASON_LENGTH = 500
-# Engagements whose channel name is taken in their team (rejected ones never made a channel).
-CHANNEL_NAME_HOLDING_STATES = tuple(
-    s for s in EngagementState if s is not EngagementState.REJECTED
-)
-
-
-@dataclass(frozen=True)
-class Submission:
-    engagement: Engagement
-    created: bool  # False: this submission was seen before, nothing new was stored
 
 
 class EngagementService:
@@ -137,80 +125,6 @@ class EngagementService:
     async def team_for_thread(self, team_thread_id: str) -> TeamInstallation | None:
         async with self._storage.transaction() as tx:
             return await tx.conversations.get_team_by_thread(team_thread_id)
-
-    # --- intake -----------------------------------------------------------------------------
-
-    async def submit(
-        self,
-        actor: Actor,
-        tenant_id: str,
-        values: Mapping[str, Any],
-        *,
-        submission_key: str | None = None,
-    ) -> Submission:
-        """Validate the intake card's values and create the engagement.
-
-        `submission_key` identifies the card submission: the same key again (Teams re-delivers
-        a slow turn; users double-click) returns the engagement it made instead of a second.
-        Raises core.intake.FieldErrors (nothing stored) when a field is wrong."""
-        if submission_key is not None:
-            earlier = await self._by_submission_key(submission_key)
-            if earlier is not None:
-                return Submission(earlier, created=False)
-        try:
-            return Submission(await self._create(actor, tenant_id, values, submission_key), True)
-        except DuplicateSubmission:
-            assert submission_key is not None
-            earlier = await self._by_submission_key(submission_key)
-            if earlier is None:  # pragma: no cover - the other transaction committed it
-                raise
-            return Submission(earlier, created=False)
-
-    async def _by_submission_key(self, submission_key: str) -> Engagement | None:
-        async with self._storage.transaction() as tx:
-            return await tx.engagements.get_by_submission_key(submission_key)
-
-    async def _create(
-        self,
-        actor: Actor,
-        tenant_id: str,
-        values: Mapping[str, Any],
-        submission_key: str | None,
-    ) -> Engagement:
-        now = self._clock.now()
-        async with self._storage.transaction() as tx:
-            teams = {t.aad_group_id: t for t in await tx.conversations.list_teams(tenant_id)}
-            form = parse_intake(dict(values), now=now, allowed_team_ids=set(teams))
-            same_name = await tx.engagements.find_by_channel_name(
-                form.team_id, form.channel_name, states=CHANNEL_NAME_HOLDING_STATES
-            )
-            if same_name is not None:
-                raise FieldErrors(
-                    {FIELD_CHANNEL_NAME: texts.ERR_CHANNEL_IN_USE.format(ref=same_name.ref)}
-                )
-            engagement = await tx.engagements.add(
-                Engagement(
-                    requester_id=actor.aad_id,
-                    requester_name=actor.name,
-                    tenant_id=tenant_id,
-                    project_title=form.project_title,
-                    description=form.description,
-                    freelancer_name=form.freelancer_name,
-                    freelancer_email=str(form.freelancer_email).lower(),
-                    start_date=form.start_date,
-                    end_date=form.end_date,
-                    team_id=form.team_id,
-                    team_name=teams[form.team_id].name,
-                    channel_name=form.channel_name,
-                    created_at=now,
-                    updated_at=now,
-                    submission_key=submission_key,
-                )
-            )
-            await tx.jobs.enqueue(route_approval_job(engagement))
-            await self._audit(tx, actor, A.ENGAGEMENT_SUBMITTED, engagement.id)
-            await tx.commit()
-        return engagement
 
     # --- decisions --------------------------------------------------------------------------
 

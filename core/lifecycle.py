@@ -55,6 +55,7 @@ from core.model import (
     OffboardingStep,
     engagement_ref,
 )
+from core.policy import policy_in
 from core.ports import Directory, Notifier, Storage, Transaction
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def end_job(engagement: Engagement, config: ProgramConfig) -> NewJob:
         JobKind.END_AT_DATE,
         engagement.id,
         {"end_date": end},
-        run_at=config.end_instant(engagement.end_date),
+        run_at=config.end_instant(engagement.end_date, engagement.time_zone),
         dedupe_key=f"end:{engagement.id}:{end}",
     )
 
@@ -89,7 +90,7 @@ def reminder_jobs(engagement: Engagement, config: ProgramConfig, now: datetime) 
     end = engagement.end_date.isoformat()
     jobs = []
     for days in sorted(set(config.end_reminder_days), reverse=True):
-        at = config.reminder_instant(engagement.end_date, days)
+        at = config.reminder_instant(engagement.end_date, days, engagement.time_zone)
         if days > 0 and at > now:
             jobs.append(
                 NewJob(
@@ -263,7 +264,7 @@ class LifecycleService:
                     )
                 if engagement.approver_id is None:
                     raise InvalidTransition(texts.EXTENSION_NO_APPROVER.format(ref=engagement.ref))
-                wanted = self._extension_date(engagement, new_end, now)
+                wanted = await self._extension_date(tx, engagement, new_end, now)
                 engagement.extension_end_date = wanted
                 engagement = await tx.engagements.update(engagement)
                 await tx.jobs.enqueue(
@@ -282,7 +283,10 @@ class LifecycleService:
 
         return await self._until_no_conflict(engagement_id, attempt)
 
-    def _extension_date(self, engagement: Engagement, value: str, now: datetime) -> date:
+    async def _extension_date(
+        self, tx: Transaction, engagement: Engagement, value: str, now: datetime
+    ) -> date:
+        """The new end date asked for, checked against the tenant's policy in force now."""
         value = value.strip()
         if not value:
             raise InvalidInput(texts.EXTENSION_DATE_REQUIRED)
@@ -294,14 +298,13 @@ class LifecycleService:
             raise InvalidInput(
                 texts.EXTENSION_NOT_LATER.format(end=engagement.end_date.isoformat())
             )
-        if wanted < self._config.today(now):
+        if wanted < now.astimezone(self._config.zone(engagement.time_zone)).date():
             raise InvalidInput(texts.EXTENSION_PAST)
-        latest = engagement.start_date + timedelta(days=self._config.max_engagement_days)
+        max_days = (await policy_in(tx, engagement.tenant_id, self._config)).max_engagement_days
+        latest = engagement.start_date + timedelta(days=max_days)
         if wanted > latest:
             raise InvalidInput(
-                texts.EXTENSION_TOO_LONG.format(
-                    days=self._config.max_engagement_days, latest=latest.isoformat()
-                )
+                texts.EXTENSION_TOO_LONG.format(days=max_days, latest=latest.isoformat())
             )
         return wanted
 
@@ -396,7 +399,7 @@ class LifecycleService:
                     await tx.commit()
                     message = texts.NOT_ACTIVE.format(ref=engagement.ref, state=label)
                     raise InvalidTransition(message)
-                wanted = self._extension_date(engagement, new_end, now)
+                wanted = await self._extension_date(tx, engagement, new_end, now)
                 previous = engagement.end_date
                 superseded = engagement.extension_end_date
                 engagement.end_date = wanted

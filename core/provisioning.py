@@ -39,6 +39,7 @@ from core.model import (
     JobKind,
     Notice,
 )
+from core.policy import policy_in
 from core.ports import Directory, Notifier, Storage, Transaction
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,12 @@ class JobHandlers:
             return
         if engagement.approver_id is None:
             approver = await self._directory.get_manager(engagement.requester_id)
-            if approver is None and self._config.default_approver_id:
-                approver = await self._directory.get_user(self._config.default_approver_id)
+            if approver is None:
+                # The tenant's policy names the default approver; else the deployment does.
+                async with self._storage.transaction() as tx:
+                    policy = await policy_in(tx, engagement.tenant_id, self._config)
+                if policy.default_approver_id:
+                    approver = await self._directory.get_user(policy.default_approver_id)
             async with self._storage.transaction() as tx:
                 engagement = await self._reload(tx, engagement_id)
                 if approver is None:

@@ -67,6 +67,166 @@ ERR_CHANNEL_START = "Channel names can't start with '_' or '.'."
 ERR_CHANNEL_IN_USE = "{ref} already uses this channel name in this team. Choose another name."
 ERR_CHANNEL_END = "Channel names can't end with '.'."
 
+# --- intake: the complete form (issue 5) ----------------------------------------------------
+LABEL_JUSTIFICATION = "Business justification"
+LABEL_JUSTIFICATION_OPTIONAL = "Business justification (optional)"
+LABEL_FREELANCER_ORG = "Freelancer's organisation (optional)"
+LABEL_PROFILE_URL = "Profile link (optional, https)"
+LABEL_CLASSIFICATION = "Data the freelancer will see"
+LABEL_BUDGET = "Budget (optional)"
+LABEL_HOURS = "Hours (optional)"
+PLACEHOLDER_JUSTIFICATION = "Why a freelancer, why now, and what it costs not to have one"
+PLACEHOLDER_FREELANCER_ORG = "For example: Upwork, or the freelancer's company"
+PLACEHOLDER_PROFILE_URL = "https://www.upwork.com/freelancers/..."
+PLACEHOLDER_BUDGET = "Amount, for example 12500"
+PLACEHOLDER_HOURS = "Whole hours, for example 120"
+CLASSIFICATION_LABELS = {
+    "public": "Public: nothing sensitive",
+    "internal": "Internal: everyday company information",
+    "confidential": "Confidential: customer, financial or personal data",
+}
+INTAKE_DATES_ZONE = "Dates are days in your time zone ({zone})."
+INTAKE_SAVE_DRAFT = "Save for later"
+INTAKE_DISCARD = "Discard draft"
+DRAFT_RESUMED = (
+    "I kept your unfinished request from {when}. Carry on below, or type /cancel to drop it."
+)
+DRAFT_SAVED = (
+    "Saved. Type /request any time to carry on where you left off, or /cancel to drop it."
+)
+DRAFT_DISCARDED = "Your draft was dropped. Here is an empty form."
+DRAFT_GONE = (
+    "This request was cancelled or already submitted, so there is nothing to confirm. Type "
+    "/request to start a new one, or /status to see your requests."
+)
+CMD_CANCEL_HELP = "Drop your unfinished request (the draft /request offers again)"
+CANCEL_DONE = 'Dropped your unfinished request "{title}". Type /request to start a new one.'
+CANCEL_UNTITLED = "(untitled)"
+CANCEL_NOTHING = "You have no unfinished request. Nothing was changed."
+FORM_SENT_TO_CHAT = "I've sent you the form in our 1:1 chat."
+FORM_NOT_SENT = (
+    "I couldn't open a 1:1 chat with you, and I don't post request forms here, where everyone "
+    "can read them. Open a chat with Freelance Connector (Apps > Freelance Connector) and "
+    "type /request there."
+)
+
+ERR_JUSTIFICATION_REQUIRED = "Your organisation's policy asks for a business justification."
+ERR_DOMAIN_BLOCKED = (
+    "Freelancers from {domain} can't be invited: your organisation's policy blocks that domain."
+)
+ERR_DOMAIN_CONSUMER = (
+    "{domain} is a personal e-mail service, which your organisation's policy doesn't allow. "
+    "Use the freelancer's work address."
+)
+ERR_DOMAIN_NOT_ALLOWED = (
+    "Your organisation's policy only allows freelancers from {domains}, and {domain} isn't one "
+    "of them."
+)
+ERR_PROFILE_URL = "Enter a full web address, like https://www.upwork.com/freelancers/jane."
+ERR_PROFILE_URL_HTTPS = "The profile link must start with https://."
+ERR_CLASSIFICATION = "Choose public, internal or confidential."
+ERR_BUDGET = "Enter an amount like 12500 or 12500.50, without a currency sign."
+ERR_HOURS = "Enter whole hours, from 1 to {max}."
+ERR_TOO_LONG_ENGAGEMENT = (
+    "Your organisation's policy allows engagements of at most {days} days: end on {latest} at "
+    "the latest."
+)
+ERR_CHANNEL_PREFIX_TOO_LONG = (
+    'Your organisation puts "{prefix}" in front of channel names, so keep this name to {max} '
+    "characters."
+)
+
+# --- intake: pre-flight checks and the preview ---------------------------------------------------
+ERR_DUPLICATE_ENGAGEMENT = (
+    '{name} already has an engagement in {team}: {ref} "{title}" ({state}). Extend that one '
+    "instead, or choose another team."
+)
+ERR_FREELANCER_IS_MEMBER = (
+    "{email} belongs to someone in your own organisation, not to an outside freelancer."
+)
+ERR_NOT_TEAM_MEMBER = (
+    "You're not a member of {team}, and you must be one to own the freelancer's channel. Ask a "
+    "team owner to add you, or choose another team."
+)
+ERR_PRIVATE_CHANNEL_LIMIT = (
+    "{team} has reached Teams' limit of {limit} private channels (deleted ones count for 30 "
+    "days). Choose another team, or ask a team owner to remove unused private channels."
+)
+ERR_CHANNEL_TAKEN_SUGGEST = '{team} already has a channel named "{name}". "{suggestion}" is free.'
+ERR_CHANNEL_TAKEN = '{team} already has a channel named "{name}". Choose another name.'
+PREFLIGHT_UNAVAILABLE = (
+    "I couldn't check your request with Microsoft 365 just now. Your form is kept: try Submit "
+    "again in a minute."
+)
+PREFLIGHT_GUEST_EXISTS = (
+    "{name} already has a guest account in your organisation: I'll reuse it, so no new "
+    "invitation is needed."
+)
+PREFLIGHT_GUEST_DISABLED = (
+    "{name} has a guest account in your organisation that is switched off: I'll reuse it and "
+    "switch it back on once the request is approved."
+)
+PREVIEW_TITLE = "Check your request"
+PREVIEW_INTRO = "Nothing is sent yet. Confirm to send it for approval, or Edit to change it."
+PREVIEW_CONFIRM = "Confirm and send"
+PREVIEW_EDIT = "Edit"
+PREVIEW_OUT_OF_DATE = (
+    "You changed this request after this preview was made. Here is the latest version: "
+    "check it and confirm again."
+)
+FACT_JUSTIFICATION = "Justification"
+FACT_FREELANCER_ORG = "Organisation"
+FACT_PROFILE_URL = "Profile"
+FACT_CLASSIFICATION = "Data"
+FACT_BUDGET = "Budget"
+FACT_HOURS = "Hours"
+FACT_ACCESS_ENDS = "Access ends"
+ACCESS_ENDS_AT = "{local} ({zone}), {utc} UTC"
+
+# --- tenant policy (/policy) --------------------------------------------------------------------
+CMD_POLICY_HELP = "Show the intake policy, or change one key of it (admins)"
+CMD_POLICY_USAGE = "/policy [set KEY VALUE | reset KEY]"
+POLICY_TITLE = "Intake policy"
+POLICY_INTRO = (
+    "Changes apply to the next request submitted. Change a key with /policy set KEY VALUE."
+)
+POLICY_SET_DONE = "{key} is now {value}. It applies from the next request submitted."
+POLICY_RESET_DONE = "{key} is back to the default: {value}."
+POLICY_SOURCE_DEFAULT = "default"
+POLICY_SOURCE_SET = "set by {name} on {date}"
+POLICY_ANY_DOMAIN = "any domain"
+POLICY_NONE = "none"
+POLICY_ON = "on"
+POLICY_OFF = "off"
+POLICY_DAYS = "{days} days"
+POLICY_KEY_HELP = {
+    "allowed_domains": "Only freelancers from these domains (and their subdomains); none: any",
+    "blocked_domains": "Never freelancers from these domains; blocked wins over allowed",
+    "block_consumer_domains": "Refuse personal e-mail services such as gmail.com (on/off)",
+    "max_engagement_days": "Longest engagement, start to end, in days",
+    "channel_prefix": "Put in front of every new channel name (quote it to keep spaces)",
+    "justification_required": "Whether the business justification must be filled in (on/off)",
+    "default_approver": "Who approves when the requester has no manager (e-mail or UPN)",
+}
+POLICY_UNKNOWN_KEY = 'There is no policy key "{key}". The keys are: {keys}.'
+POLICY_VALUE_MISSING = "Give a value: /policy set {key} VALUE."
+POLICY_BAD_DOMAIN = '"{word}" is not a domain name like contoso.com. Nothing was changed.'
+POLICY_DOMAINS_EMPTY = "Give one or more domains, or none. Nothing was changed."
+POLICY_TOO_MANY_DOMAINS = "At most {max} domains fit in one list. Nothing was changed."
+POLICY_BAD_SWITCH = "Use on or off. Nothing was changed."
+POLICY_BAD_DAYS = "Give a whole number of days from 1 to {max}. Nothing was changed."
+POLICY_PREFIX_TOO_LONG = "A channel prefix can have at most {max} characters. Nothing was changed."
+POLICY_BAD_PREFIX = "That prefix can't start a channel name: {problem} Nothing was changed."
+POLICY_APPROVER_UNKNOWN = "I found nobody called {who} in your directory. Nothing was changed."
+POLICY_APPROVER_GUEST = (
+    "{who} is a guest in your directory; approvers must be members. Nothing was changed."
+)
+POLICY_APPROVER_DISABLED = "{who}'s account is switched off. Nothing was changed."
+POLICY_APPROVER_UNAVAILABLE = (
+    "I couldn't look the approver up in Microsoft 365 just now. Nothing was changed: try again "
+    "in a minute."
+)
+
 # --- status and approval -------------------------------------------------------------------
 STATE_LABELS = {
     "pending_approval": "Waiting for approval",
@@ -486,6 +646,7 @@ AUDIT_ACTION_LABELS = {
     "graph.invitation_resent": "Invitation resent",
     "lifecycle.invitation_resend_requested": "Invitation resend requested",
     "lifecycle.extended_by_admin": "Extended by an admin",
+    "policy.changed": "Intake policy changed",
 }
 # The program report: medians with how many they cover, durations ("2 d 4 h"), percentages.
 REPORT_FIGURES = "Key figures"

@@ -8,8 +8,10 @@
 //   1. Megan opens her personal chat (the bot can only message people who opened the app);
 //   2. Alex opens the team's General channel (that installs the bot in the team);
 //   3. Alex types /request in his personal chat and gets the intake card;
-//   4. Alex fills the card's inputs (title, description, freelancer, e-mail, dates, team,
-//      channel name) and 5. clicks "Submit request": the card turns into "Request FC-n submitted";
+//   4. Alex fills the card's inputs (title, description, justification, freelancer, e-mail,
+//      dates, team, channel name) and 5. clicks "Submit request": the card turns into the
+//      preview "Check your request"; he clicks "Confirm and send" and it turns into
+//      "Request FC-n submitted";
 //   6. Megan sees the approval card and 7. clicks Approve;
 //   8. Alex's chat gets "FC-n is ready";
 //   9. the welcome card shows in the new private channel (Alex's Playground). This needs the
@@ -21,7 +23,8 @@
 //
 //   node tools/playground_e2e.mjs --alex=http://127.0.0.1:56150 --megan=http://127.0.0.1:56151 \
 //       [--out=test-artifacts/playground] [--chromium=/usr/bin/chromium] [--timeout-ms=20000] \
-//       [--title=...] [--freelancer=...] [--email=...] [--start=YYYY-MM-DD] [--end=YYYY-MM-DD] \
+//       [--title=...] [--justification=...] [--freelancer=...] [--email=...] \
+//       [--start=YYYY-MM-DD] [--end=YYYY-MM-DD] \
 //       [--team="Contoso Marketing"] [--channel=...] [--skip-welcome]
 //
 // With the committed .m365agentsplayground.yml, start the bot (scripts/dev) and
@@ -73,6 +76,7 @@ const options = {
   timeoutMs: Number(args['timeout-ms'] || 20000),
   title: args.title || 'Spring campaign',
   description: args.description || 'Landing page copy and three banner variants.',
+  justification: args.justification || 'No copywriter in the team; the campaign starts soon.',
   freelancer: args.freelancer || 'Jordan Rivers',
   email: args.email || 'jordan@fabrikam.com',
   start,
@@ -185,6 +189,7 @@ try {
   await step('alex-fills-intake-card', alex, async () => {
     await form.getByLabel('Project title', { exact: true }).fill(options.title);
     await form.getByLabel('What will the freelancer work on?').fill(options.description);
+    await form.getByLabel('Business justification', { exact: true }).fill(options.justification);
     await form.getByLabel("Freelancer's full name").fill(options.freelancer);
     await form.getByLabel("Freelancer's e-mail").fill(options.email);
     await pickDate(form, 'Start date', options.start);
@@ -200,6 +205,13 @@ try {
 
   await step('alex-submits-request', alex, async () => {
     await form.getByRole('button', { name: 'Submit request' }).click();
+    // The card in place becomes the preview: nothing is sent before Confirm.
+    await card(alex, 'Check your request').last().getByText(options.channel).first().waitFor();
+  });
+
+  await step('alex-confirms-preview', alex, async () => {
+    const preview = card(alex, 'Check your request').last();
+    await preview.getByRole('button', { name: 'Confirm and send' }).click();
     const submitted = card(alex, /Request FC-\d+ submitted/).first();
     await submitted.waitFor();
     result.ref = /Request (FC-\d+) submitted/.exec(await submitted.innerText())[1];

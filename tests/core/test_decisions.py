@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from core import audit_actions as A
 from core.config import ProgramConfig
 from core.engagements import EngagementService
 from core.errors import NotAuthorised
-from core.model import Actor, AuditOutcome, EngagementState, JobKind, MessageRef, TeamInstallation
+from core.model import Actor, AuditOutcome, Engagement, EngagementState, JobKind, MessageRef
 from storage.repositories import SqlStorage, open_storage
 from tests.support.clock import FakeClock
 
@@ -42,31 +43,28 @@ def service(storage: SqlStorage) -> EngagementService:
 
 
 async def pending_engagement(service: EngagementService, storage: SqlStorage) -> int:
-    await service.record_team_install(
-        TeamInstallation(
-            team_id="19:t@thread.tacv2",
-            aad_group_id="group-1",
-            name="Team",
-            tenant_id=TENANT,
-            service_url="http://connector/",
-            reference={},
+    """An engagement waiting for APPROVER's decision, as intake and routing leave it."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    async with storage.transaction() as tx:
+        engagement = await tx.engagements.add(
+            Engagement(
+                requester_id=REQUESTER.aad_id,
+                requester_name=REQUESTER.name,
+                tenant_id=TENANT,
+                project_title="Website",
+                description="Pages",
+                freelancer_name="Jane Doe",
+                freelancer_email="jane@example.com",
+                start_date=date(2026, 12, 1),
+                end_date=date(2027, 1, 31),
+                team_id="group-1",
+                team_name="Team",
+                channel_name="Website",
+                created_at=now,
+                updated_at=now,
+            )
         )
-    )
-    submission = await service.submit(
-        REQUESTER,
-        TENANT,
-        {
-            "project_title": "Website",
-            "description": "Pages",
-            "freelancer_name": "Jane Doe",
-            "freelancer_email": "jane@example.com",
-            "start_date": "2026-12-01",
-            "end_date": "2027-01-31",
-            "team_id": "group-1",
-            "channel_name": "Website",
-        },
-    )
-    engagement = submission.engagement
+        await tx.commit()
     assert engagement.id is not None
     async with storage.transaction() as tx:  # what routing does: name the approver
         stored = await tx.engagements.get(engagement.id)

@@ -16,7 +16,7 @@ from tests.support.activities import (
     message,
     personal_conversation_id,
 )
-from tests.support.cards import card_of, card_text, invoke_card
+from tests.support.cards import action_data, card_of, card_text, invoke_card, verbs
 
 FREELANCER_EMAIL = "jane.doe@freelance.example"
 
@@ -26,10 +26,12 @@ def intake_values(**overrides: str) -> dict[str, str]:
     values = {
         "project_title": "Website redesign",
         "description": "Landing pages for the spring campaign",
+        "justification": "Nobody in the team builds landing pages; the campaign starts soon",
         "freelancer_name": "Jane Doe",
         "freelancer_email": FREELANCER_EMAIL,
         "start_date": start.isoformat(),
         "end_date": (start + timedelta(days=60)).isoformat(),
+        "data_classification": "internal",
         "team_id": MARKETING.aad_group_id,
         "channel_name": "Website redesign",
     }
@@ -94,10 +96,20 @@ async def click(
 async def submit_valid_request(
     app: RunningApp, requester: TestUser = ALEX, **overrides: str
 ) -> int:
-    card = await click(app, requester, V.INTAKE_SUBMIT, intake_values(**overrides))
+    """Submit the form, then Confirm its preview; returns the engagement's number."""
+    preview = await click(app, requester, V.INTAKE_SUBMIT, intake_values(**overrides))
+    card = await confirm_preview(app, requester, preview)
     text = card_text(card)
     assert "FC-" in text, text
     return int(text.split("FC-")[1].split()[0])
+
+
+async def confirm_preview(
+    app: RunningApp, requester: TestUser, preview: dict[str, Any]
+) -> dict[str, Any]:
+    """Click Confirm on a preview card (it carries the draft's version)."""
+    assert V.INTAKE_CONFIRM in verbs(preview), card_text(preview)
+    return await click(app, requester, V.INTAKE_CONFIRM, action_data(preview, V.INTAKE_CONFIRM))
 
 
 def actor(user: TestUser) -> Actor:

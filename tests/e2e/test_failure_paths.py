@@ -76,6 +76,8 @@ async def test_requester_without_manager_or_default_approver_is_told_who_to_ask(
     app = running_app
     await install_personal(app, NESTOR)  # Nestor has no manager in the directory
     await install_in_team(app, NESTOR)
+    # He adds the bot to the team, so he is a member (intake's pre-flight checks it).
+    app.simulator.add_team_member(MARKETING.aad_group_id, NESTOR.aad_id)
     engagement_id = await submit_valid_request(app, requester=NESTOR)
     await app.wait_until(lambda: "DEFAULT_APPROVER" in texts_to(app, NESTOR), what="notice")
     engagement = await app.engagement(engagement_id)
@@ -91,6 +93,8 @@ async def test_requester_without_manager_goes_to_the_default_approver(
     await install_personal(app, NESTOR)
     await install_personal(app, MEGAN)
     await install_in_team(app, NESTOR)
+    # He adds the bot to the team, so he is a member (intake's pre-flight checks it).
+    app.simulator.add_team_member(MARKETING.aad_group_id, NESTOR.aad_id)
     engagement_id = await submit_valid_request(app, requester=NESTOR)
     await approve(app, engagement_id)
     assert (await app.engagement(engagement_id)).approver_id == MEGAN_ID
@@ -233,10 +237,12 @@ async def test_own_channel_applied_late_is_adopted_when_graph_says_the_name_is_t
 async def test_channel_name_taken_by_someone_else_fails_with_a_clear_reason(
     running_app: RunningApp,
 ) -> None:
+    """Intake's pre-flight refuses a taken name; one taken after the request was confirmed
+    (before approval) still fails set-up with a reason an admin can act on."""
     app = running_app
-    app.simulator.add_channel(MARKETING.aad_group_id, "Website redesign")
     await ready(app)
     engagement_id = await submit_valid_request(app)
+    app.simulator.add_channel(MARKETING.aad_group_id, "Website redesign")
     await approve(app, engagement_id)
     engagement = await app.wait_for_state(engagement_id, EngagementState.PROVISIONING_FAILED)
     assert engagement.failure_reason == texts.FAIL_CHANNEL_NAME_TAKEN.format(
@@ -266,10 +272,14 @@ async def test_request_in_a_channel_strips_the_mention_and_preselects_that_team(
     app = running_app
     await ready(app)
     for text in ("/request", "new request"):
-        card = await say(
+        reply = await say(
             app, ALEX, text, conversation_type="channel", team=MARKETING, mention_bot=True
         )
-        assert inputs(card)["team_id"].get("value") == MARKETING.aad_group_id
+        # The form itself goes to the 1:1 chat (tests/e2e/test_intake.py).
+        assert card_text(reply) == texts.FORM_SENT_TO_CHAT
+        form = card_of(app.personal_activities(ALEX)[-1])
+        assert form is not None
+        assert inputs(form)["team_id"].get("value") == MARKETING.aad_group_id
 
 
 async def test_unknown_command_points_to_help(running_app: RunningApp) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -50,6 +51,7 @@ from hypothesis import strategies as st
 
 from app import COMPONENTS, build_app
 from cards import verbs as V
+from core.intake import INTAKE_FIELDS, MAX_FIELD_LENGTH
 from core.model import AuditOutcome, EngagementState
 from storage.tables import metadata
 from tests.e2e.conftest import ALEX, ISAIAH, MARKETING, MEGAN, NESTOR, RunningApp, e2e_settings
@@ -102,6 +104,21 @@ CONVERSATIONS = "user_conversations"
 # On PostgreSQL the redelivery guard claims every message's id in this table (replicas share
 # it, core/redelivery.py); on SQLite it keeps them in memory, and the table stays as it was.
 HANDLED = "handled_activities"
+# An insider's Submit or Save for later keeps what they typed as their own draft (issue 5):
+# that is the form's purpose, not a change to the program. Its content is checked instead.
+DRAFTS = "intake_drafts"
+
+
+def assert_drafts_bounded(rows: list[tuple[Any, ...]]) -> None:
+    """A draft keeps only the form's own fields, as bounded text without control characters
+    other than line breaks (hostile values are cleaned before they are stored)."""
+    column = list(metadata.tables[DRAFTS].c.keys()).index("form_values")
+    for row in rows:
+        values = json.loads(row[column])
+        assert set(values) <= set(INTAKE_FIELDS), values.keys()
+        for value in values.values():
+            assert isinstance(value, str) and len(value) <= MAX_FIELD_LENGTH
+            assert not any(ch < " " and ch != "\n" for ch in value), value
 
 
 class LoopThread:
@@ -229,8 +246,16 @@ class Fuzzed:
         ]
 
     def outside_effects(self) -> tuple[list[str], int]:
-        """Graph writes so far, and conversations the bot opened (proactive messages)."""
-        return self.graph_writes(), len(self.app.connector.conversations)
+        """Graph writes so far, and conversations the bot opened (proactive messages) other
+        than a personal chat opened to hand someone the intake form they asked for in a
+        channel or group chat (issue 5's privacy rule: that is the answer to /request)."""
+        opened = [
+            c
+            for c in self.app.connector.conversations
+            if c.is_group
+            or V.INTAKE_SUBMIT not in verbs(card_of(c.parameters.get("activity") or {}))
+        ]
+        return self.graph_writes(), len(opened)
 
 
 # --- the app and its state --------------------------------------------------------------------
@@ -376,11 +401,16 @@ def test_hostile_activities_never_fail_and_change_no_engagement(
     assert answered[("message", 201)] and answered[("message mutated", 201)]
     after = fuzzed.snapshot()
     # No engagement, job, team installation (...) changed; no Graph write, no new chat.
-    may_change = {AUDIT, CONVERSATIONS} | ({HANDLED} if fuzzed.backend == "postgresql" else set())
+    may_change = {AUDIT, CONVERSATIONS, DRAFTS}
+    may_change |= {HANDLED} if fuzzed.backend == "postgresql" else set()
     for table in before:
         if table not in may_change:
             assert after[table] == before[table], table
-    assert fuzzed.outside_effects() == effects
+    assert_drafts_bounded(after[DRAFTS])
+    assert fuzzed.outside_effects() == effects, [
+        (c.is_group, card_of(c.parameters.get("activity") or {}))
+        for c in fuzzed.app.connector.conversations
+    ]
     # Refusals are audited (tampered actions reached their targets); nothing else is.
     assert all(row in after[AUDIT] for row in before[AUDIT])
     new_audit = [row for row in after[AUDIT] if row not in before[AUDIT]]

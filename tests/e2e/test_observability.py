@@ -108,10 +108,10 @@ async def test_metrics_count_the_scenario_turns_jobs_graph_calls_and_engagements
     turns = "fc_turns_total"
     assert value(samples, turns, type="installationUpdate", outcome="ok") == 3
     assert value(samples, turns, type="conversationUpdate", outcome="ok") == 1
-    assert value(samples, turns, type="invoke", outcome="ok") == 2  # submit, approve
+    assert value(samples, turns, type="invoke", outcome="ok") == 3  # submit, confirm, approve
     assert value(samples, turns, type="message", outcome="ok") == 1
     assert value(samples, turns, type="message", outcome="redelivered") == 1
-    assert value(samples, "fc_turn_duration_seconds_count", type="invoke") == 2
+    assert value(samples, "fc_turn_duration_seconds_count", type="invoke") == 3
     assert value(samples, "fc_refused_activities_total", reason="tenant") == 1
     assert value(samples, "fc_http_responses_total", route="/api/messages", status="403") == 1
 
@@ -165,10 +165,10 @@ async def test_log_lines_carry_one_correlation_id_per_turn_and_per_job_run(
     entries = [json.loads(line) for line in json_log.getvalue().splitlines()]
 
     turn_lines = [e for e in entries if e["logger"] == "bot.handler" and "turn:" in e["message"]]
-    # Three installs and the team's conversationUpdate, the submit and the approval.
-    assert len(turn_lines) == 6
+    # Three installs and the team's conversationUpdate, the submit, its confirm and the approval.
+    assert len(turn_lines) == 7
     turn_ids = [e["correlation_id"] for e in turn_lines]
-    assert len(set(turn_ids)) == 6 and all(i.startswith("turn-") for i in turn_ids)
+    assert len(set(turn_ids)) == 7 and all(i.startswith("turn-") for i in turn_ids)
 
     job_lines = [
         e for e in entries if e["logger"] == "jobs.worker" and "succeeded" in e["message"]

@@ -177,10 +177,12 @@ class Request:
         return {
             "project_title": f"Replica project {self.number}",
             "description": "Spread over two replicas",
+            "justification": "Two replicas need work to share between them",
             "freelancer_name": f"Freelancer {self.number}",
             "freelancer_email": self.email,
             "start_date": start.isoformat(),
             "end_date": (start + timedelta(days=60)).isoformat(),
+            "data_classification": "internal",
             "team_id": self.team.aad_group_id,
             "channel_name": self.channel_name,
         }
@@ -314,10 +316,15 @@ async def install_everywhere(rig: Rig) -> None:
 
 
 def plan(rng: random.Random, count: int, first: int) -> list[Request]:
+    """Random requesters, each asking in the less busy of their two teams: a team holds at most
+    30 private channels (Teams' limit, which the simulator and intake's pre-flight keep)."""
     requests = []
+    load: Counter[str] = Counter()
     for number in range(first, first + count):
         requester = rng.randrange(REQUESTERS)
-        requests.append(Request(number, requester, rng.choice(teams_of(requester))))
+        team = min(teams_of(requester), key=lambda t: (load[t.aad_group_id], rng.random()))
+        load[team.aad_group_id] += 1
+        requests.append(Request(number, requester, team))
     return requests
 
 
@@ -352,8 +359,15 @@ async def request_and_approve(rig: Rig, requests: Sequence[Request]) -> dict[int
     """Every request submitted and then approved by its approver, turn by turn over HTTP, each
     turn to a random replica. Returns engagement id -> request."""
 
+    # A requester has one draft: their Submit -> Confirm pairs go one after another (two
+    # forms of one person at once would each confirm the other's newer preview).
+    locks = {r.requester: asyncio.Lock() for r in requests}
+
     async def submit(request: Request) -> int:
-        card = await rig.click(request.requester_user, V.INTAKE_SUBMIT, request.form())
+        async with locks[request.requester]:
+            preview = await rig.click(request.requester_user, V.INTAKE_SUBMIT, request.form())
+            confirm = action_data(preview, V.INTAKE_CONFIRM)
+            card = await rig.click(request.requester_user, V.INTAKE_CONFIRM, confirm)
         text = card_text(card)
         assert "FC-" in text, text
         return int(text.split("FC-")[1].split()[0])

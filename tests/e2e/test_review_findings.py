@@ -18,11 +18,12 @@ from tests.e2e.steps import (
 )
 from tests.e2e.test_failure_paths import approve, audit_actions, ready
 from tests.support.activities import invoke_action, message, personal_conversation_id
-from tests.support.cards import card_of, card_text, invoke_card, verbs
+from tests.support.cards import action_data, card_of, card_text, invoke_card, verbs
 
 V_APPROVE = "engagement.approve"
 V_REFRESH = "engagement.refresh"
 V_SUBMIT = "intake.submit"
+V_CONFIRM = "intake.confirm"
 
 
 async def test_refresh_by_an_outsider_reveals_nothing_about_the_engagement(
@@ -58,13 +59,16 @@ async def test_refused_decision_by_an_outsider_shows_no_facts(running_app: Runni
     assert FREELANCER_EMAIL not in text
 
 
-async def test_redelivered_submit_makes_one_engagement(running_app: RunningApp) -> None:
-    """Regression: Teams re-sends a slow turn with the same id; each copy made an engagement."""
+async def test_redelivered_confirm_makes_one_engagement(running_app: RunningApp) -> None:
+    """Regression: Teams re-sends a slow turn with the same id; each copy of the submit made
+    an engagement. Submit now shows a preview; its Confirm is what creates, once."""
     app = running_app
     await ready(app)
+    preview = await click(app, ALEX, V_SUBMIT, intake_values())
+    confirm = action_data(preview, V_CONFIRM)
     activity = invoke_action(
-        V_SUBMIT,
-        intake_values(),
+        V_CONFIRM,
+        confirm,
         user=ALEX,
         reply_to_id="card-msg-1",
         service_url=app.connector.service_url,
@@ -74,8 +78,8 @@ async def test_redelivered_submit_makes_one_engagement(running_app: RunningApp) 
     second = invoke_card((await app.send(activity))[1])
     # A double click: a new activity id, the same card message.
     third_activity = invoke_action(
-        V_SUBMIT,
-        intake_values(),
+        V_CONFIRM,
+        confirm,
         user=ALEX,
         reply_to_id="card-msg-1",
         service_url=app.connector.service_url,
@@ -119,6 +123,9 @@ async def test_requester_who_only_uses_a_channel_gets_notices_in_a_new_personal_
     assert len(opened) == 1  # one personal chat, then reused for every notice
     assert not opened[0].is_group
     assert opened[0].tenant_id == app.tenant_id
+
+    # The form asked for in the channel opened the chat; notices follow it there.
+    assert "Request a freelancer" in card_text(card_of(opened[0].parameters["activity"]))
 
     def sent_to_alex() -> str:
         first = card_text(card_of(opened[0].parameters["activity"]))
@@ -182,14 +189,17 @@ async def test_invitation_sent_before_a_crash_is_recorded_as_invited_not_reused(
 async def test_freelancer_email_of_an_employee_fails_with_a_clear_reason(
     running_app: RunningApp,
 ) -> None:
+    """Intake's pre-flight refuses an employee's address (tests/e2e/test_intake.py); an address
+    that became an employee's after the request was confirmed still fails set-up clearly."""
     app = running_app
     await ready(app)
-    engagement_id = await submit_valid_request(app, freelancer_email="megan@contoso.com")
+    engagement_id = await submit_valid_request(app, freelancer_email="sam@contoso.com")
+    app.simulator.add_user("Sam Staff", mail="sam@contoso.com")
     await approve(app, engagement_id)
     engagement = await app.wait_for_state(engagement_id, EngagementState.PROVISIONING_FAILED)
     assert engagement.failure_reason is not None
     assert engagement.failure_reason.startswith(
-        texts.FAIL_FREELANCER_IS_MEMBER.format(email="megan@contoso.com")
+        texts.FAIL_FREELANCER_IS_MEMBER.format(email="sam@contoso.com")
     )
     assert app.simulator.invitations == []
 

@@ -63,6 +63,7 @@ STEPS = [
     "alex-types-request",
     "alex-fills-intake-card",
     "alex-submits-request",
+    "alex-confirms-preview",
     "megan-sees-approval-card",
     "megan-approves",
     "alex-notified-ready",

@@ -21,6 +21,7 @@ from core.errors import DuplicateSubmission, StaleVersion
 from core.model import (
     AuditOutcome,
     AuditRecord,
+    CardKind,
     DataClassification,
     Engagement,
     EngagementState,
@@ -32,12 +33,15 @@ from core.model import (
     NewJob,
     OffboardingStep,
     PolicySetting,
+    Revision,
+    SentCard,
     TeamInstallation,
     UserConversation,
     engagement_ref,
 )
 from core.ports import (
     AuditLog,
+    CardRepository,
     ConversationRepository,
     DraftRepository,
     DurationSummary,
@@ -48,6 +52,7 @@ from core.ports import (
     JobStore,
     PolicyRepository,
     ProgramFigures,
+    RevisionRepository,
     Storage,
     Transaction,
 )
@@ -56,6 +61,8 @@ from storage.migrate import upgrade_engine
 from storage.tables import (
     QUEUED_JOB,
     audit_log,
+    engagement_cards,
+    engagement_revisions,
     engagements,
     handled_activities,
     intake_drafts,
@@ -598,6 +605,113 @@ class SqlDraftRepository:
         return int(result.rowcount or 0)
 
 
+# --- cards sent about engagements ---------------------------------------------------------------
+
+
+class SqlCardRepository:
+    def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
+        self._connection = connection
+        self._clock = clock
+
+    async def add(self, card: SentCard) -> None:
+        """Insert, stamped with the clock's now; a message recorded already (the same
+        conversation and activity id, for whichever engagement) is left as it is.
+
+        INSERT ... ON CONFLICT DO NOTHING on ux_engagement_cards_conversation_id_activity_id, so
+        no statement fails and the transaction stays usable: on PostgreSQL an insert that meets
+        the message in a transaction not yet committed waits for it, then inserts nothing if
+        that one commits; on SQLite inserts queue for the write lock. An engagement that does
+        not exist raises IntegrityError (a foreign key)."""
+        c = engagement_cards.c
+        await self._connection.execute(
+            _insert(self._connection, engagement_cards)
+            .values(
+                engagement_id=card.engagement_id,
+                kind=CardKind(card.kind).value,
+                user_id=card.user_id,
+                conversation_id=card.ref.conversation_id,
+                activity_id=card.ref.activity_id,
+                created_at=self._clock.now(),
+            )
+            .on_conflict_do_nothing(index_elements=[c.conversation_id, c.activity_id])
+        )
+
+    async def list_for_engagement(self, engagement_id: int) -> Sequence[SentCard]:
+        # Oldest first: in the order they were recorded (the id). Served by
+        # ix_engagement_cards_engagement_id.
+        c = engagement_cards.c
+        query = sa.select(engagement_cards).where(c.engagement_id == engagement_id).order_by(c.id)
+        return [
+            SentCard(
+                engagement_id=row.engagement_id,
+                kind=CardKind(row.kind),
+                user_id=row.user_id,
+                ref=MessageRef(row.conversation_id, row.activity_id),
+            )
+            for row in await self._connection.execute(query)
+        ]
+
+
+# --- revisions of a request ----------------------------------------------------------------------
+
+
+class SqlRevisionRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, revision: Revision) -> None:
+        """Insert. StaleVersion when the engagement has a revision of that number already (a
+        concurrent resubmission stored it first).
+
+        The duplicate is detected with INSERT ... ON CONFLICT (engagement_id, number) DO NOTHING,
+        as in SqlEngagementRepository.add, so the transaction stays usable on both backends (roll
+        it back: the engagement's compare-and-set lost too). On PostgreSQL an insert that meets
+        the same number in a transaction not yet committed waits for that one to end. Values
+        that are not JSON text raise TypeError or ValueError; an engagement that does not exist
+        raises IntegrityError (a foreign key)."""
+        c = engagement_revisions.c
+        statement = (
+            _insert(self._connection, engagement_revisions)
+            .values(
+                engagement_id=revision.engagement_id,
+                number=revision.number,
+                form_values=_to_json(dict(revision.values)),
+                comment=revision.comment,
+                comment_by_id=revision.comment_by_id,
+                comment_by_name=revision.comment_by_name,
+                created_at=revision.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=[c.engagement_id, c.number])
+            .returning(c.number)
+        )
+        if (await self._connection.execute(statement)).scalar_one_or_none() is None:
+            raise StaleVersion(
+                f"{engagement_ref(revision.engagement_id)} has a revision {revision.number}"
+                " already: someone resubmitted it first."
+            )
+
+    async def list_for_engagement(self, engagement_id: int) -> Sequence[Revision]:
+        # The primary key (engagement_id, number) serves the lookup and the order.
+        c = engagement_revisions.c
+        query = (
+            sa.select(engagement_revisions)
+            .where(c.engagement_id == engagement_id)
+            .order_by(c.number)
+        )
+        return [
+            Revision(
+                engagement_id=row.engagement_id,
+                number=row.number,
+                values=json.loads(row.form_values),
+                created_at=row.created_at,
+                comment=row.comment,
+                comment_by_id=row.comment_by_id,
+                comment_by_name=row.comment_by_name,
+            )
+            for row in await self._connection.execute(query)
+        ]
+
+
 # --- audit ---------------------------------------------------------------------------------------
 
 
@@ -1020,6 +1134,8 @@ class SqlTransaction:
     activities: HandledActivities
     policies: PolicyRepository
     drafts: DraftRepository
+    cards: CardRepository
+    revisions: RevisionRepository
 
     def __init__(self, connection: AsyncConnection, clock: Clock) -> None:
         self._connection = connection
@@ -1031,6 +1147,8 @@ class SqlTransaction:
         self.activities = SqlHandledActivities(connection)
         self.policies = SqlPolicyRepository(connection)
         self.drafts = SqlDraftRepository(connection)
+        self.cards = SqlCardRepository(connection, clock)
+        self.revisions = SqlRevisionRepository(connection)
 
     async def commit(self) -> None:
         await self._connection.commit()

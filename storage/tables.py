@@ -113,6 +113,15 @@ engagements = sa.Table(
     sa.Column("budget", sa.String, nullable=True),
     sa.Column("hours", sa.Integer, nullable=True),
     sa.Column("time_zone", sa.String, nullable=True),
+    # Approvals (migration 0006). Engagements from before it: one stage, in its first, first
+    # revision, never reminded nor escalated.
+    sa.Column("approval_stage", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("stages", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("second_stage_group_id", sa.String, nullable=True),
+    sa.Column("stage_started_at", UTCDateTime, nullable=True),
+    sa.Column("approval_reminders", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("escalated", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
     sa.Index("ix_engagements_requester_id", "requester_id"),
     sa.Index("ix_engagements_approver_id", "approver_id"),
     # Offboarding asks which other engagements need the same guest.
@@ -167,6 +176,7 @@ team_installations = sa.Table(
 
 # No foreign keys to engagements on purpose: the audit log must also record refused attempts
 # on ids that do not exist, and neither log nor queue should stop an engagement being purged.
+# (Cards and revisions, below, belong to their engagement: their foreign keys cascade.)
 audit_log = sa.Table(
     "audit_log",
     metadata,
@@ -221,6 +231,58 @@ intake_drafts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_intake_drafts_updated_at", "updated_at"),
+)
+
+# The cards sent about an engagement (approval cards, the requester's status card), so each can be
+# re-rendered when the engagement changes. A message is one card: (conversation_id, activity_id)
+# is unique, and recording it again is a no-op. The rows go with their engagement.
+engagement_cards = sa.Table(
+    "engagement_cards",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "engagement_id",
+        sa.Integer,
+        sa.ForeignKey(
+            "engagements.id", name="fk_engagement_cards_engagement_id", ondelete="CASCADE"
+        ),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("activity_id", sa.String, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(
+        "ux_engagement_cards_conversation_id_activity_id",
+        "conversation_id",
+        "activity_id",
+        unique=True,
+    ),
+    sa.Index("ix_engagement_cards_engagement_id", "engagement_id"),
+    sqlite_autoincrement=True,
+)
+
+# The versions of a request: the form's values (a JSON object str -> str, as in intake_drafts)
+# and the approver's comment that sent the version back (NULL for the one under review). The
+# rows go with their engagement.
+engagement_revisions = sa.Table(
+    "engagement_revisions",
+    metadata,
+    sa.Column(
+        "engagement_id",
+        sa.Integer,
+        sa.ForeignKey(
+            "engagements.id", name="fk_engagement_revisions_engagement_id", ondelete="CASCADE"
+        ),
+        primary_key=True,
+    ),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("form_values", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("comment_by_id", sa.String, nullable=True),
+    sa.Column("comment_by_name", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 # A job waiting to run: at most one such job per dedupe_key. SQL text, so the partial index and the

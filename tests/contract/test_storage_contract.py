@@ -156,6 +156,13 @@ FULL = make_engagement(
     budget=Decimal("1500.50"),
     hours=120,
     time_zone="Europe/Berlin",
+    approval_stage=2,
+    stages=2,
+    second_stage_group_id="0b8f7c6e-approvers-group",
+    stage_started_at=datetime(2025, 3, 1, 23, 45, 0, 250000, tzinfo=CEST),
+    approval_reminders=3,
+    escalated=True,
+    revision=4,
 )
 
 
@@ -177,7 +184,12 @@ async def test_engagement_round_trips_every_field(storage: SqlStorage) -> None:
     assert stored == dataclasses.replace(FULL, id=added.id, version=1)
     assert stored is not None
     assert isinstance(stored.state, EngagementState)
-    for value in (stored.created_at, stored.updated_at, stored.decided_at):
+    for value in (
+        stored.created_at,
+        stored.updated_at,
+        stored.decided_at,
+        stored.stage_started_at,
+    ):
         assert is_utc(value)
     assert stored.created_at.hour == 9 and stored.created_at.microsecond == 123456
 

@@ -36,7 +36,7 @@ from cards.common import (
     title_block,
 )
 from cards.common import card_size as card_size
-from cards.engagement import decision_line
+from cards.engagement import outcome_line
 from core import texts
 from core.admin import Page, ProgramReport, Timeline
 from core.audit_actions import COMMAND_PREFIX
@@ -158,8 +158,9 @@ def timeline_card(timeline: Timeline) -> Card:
         if engagement.state in FAILED_STATES and engagement.failure_reason:
             reason = clip(engagement.failure_reason, REASON_MAX)
             body.append(fact_set([(texts.FACT_REASON, reason)]))
-        if engagement.decided_by_name and engagement.decided_at:
-            body.append(text_block(decision_line(engagement), subtle=True))
+        outcome = outcome_line(engagement)
+        if outcome:
+            body.append(text_block(outcome, subtle=True))
         body.append(text_block(texts.TIMELINE_TITLE, weight="bolder", spacing="medium"))
         if not timeline.records:
             body.append(text_block(texts.AUDIT_EMPTY))

@@ -1,5 +1,6 @@
 """The intake form (a new request, or the same form again with the user's values, errors or a
-word about their draft) and the preview of a checked request, with Confirm and Edit.
+word about their draft), the same form for a request sent back for changes, and the preview of
+a checked request, with Confirm and Edit.
 
 The form echoes what the user typed in its inputs, raw (an input shows its value literally) but
 made safe and bounded: without control characters and bidi overrides, and at most as long as
@@ -16,6 +17,7 @@ from cards import verbs
 from cards.common import (
     LONG_TEXT_STEPS,
     MESSAGE_MAX,
+    REASON_MAX,
     SHORT_MAX,
     Card,
     access_ends,
@@ -34,6 +36,7 @@ from cards.common import (
     title_block,
 )
 from core import texts
+from core.approvals import revision_values
 from core.channel_names import MAX_CHANNEL_NAME, suggest_channel_name
 from core.config import ProgramConfig
 from core.intake import (
@@ -57,7 +60,7 @@ from core.intake import (
     MULTILINE_FIELDS,
 )
 from core.intake_service import IntakePreview
-from core.model import DataClassification, TeamInstallation
+from core.model import DataClassification, Engagement, TeamInstallation
 
 DEFAULT_DURATION = timedelta(days=90)
 DEFAULT_CLASSIFICATION = DataClassification.INTERNAL
@@ -170,6 +173,52 @@ def intake_card(
     return fitted(form.card, ECHOES)
 
 
+def changes_requested_card(
+    engagement: Engagement,
+    *,
+    teams: Sequence[TeamInstallation],
+    today: date,
+    comment: str,
+    comment_by: str,
+    errors: Mapping[str, str] | None = None,
+    values: Mapping[str, str] | None = None,
+    time_zone: str | None = None,
+    justification_required: bool = True,
+) -> Card:
+    """The request sent back to its requester: the intake form titled "Change your request
+    FC-12", with who asked for what change on top, filled with `values` (what the requester
+    typed, when re-rendered with `errors`) or else the request as it was sent. Its one button
+    sends the changed request (RESUBMIT, with the engagement id); there is no draft to save or
+    discard."""
+    title = texts.CHANGES_TITLE.format(ref=engagement.ref)
+    if not teams:
+        return text_card(texts.NO_TEAMS, title=title)
+    notice = texts.CHANGES_NOTICE.format(
+        name=clip(comment_by.strip() or texts.UNKNOWN_APPROVER, SHORT_MAX),
+        comment=clip(comment.strip() or texts.NO_REASON_GIVEN, REASON_MAX),
+    )
+    form = _Form(
+        teams,
+        today=today,
+        values=revision_values(engagement) if values is None else values,
+        errors=errors or {},
+        selected=engagement.team_id,
+        justification_required=justification_required,
+        time_zone=time_zone,
+        notice=notice,
+        draft=False,
+        title=title,
+        resubmit=_engagement_id(engagement),
+    )
+    return fitted(form.card, ECHOES)
+
+
+def _engagement_id(engagement: Engagement) -> int:
+    if engagement.id is None:
+        raise ValueError("engagement has no id before it is stored")
+    return engagement.id
+
+
 @dataclass(frozen=True)
 class _Form:
     teams: Sequence[TeamInstallation]
@@ -181,11 +230,14 @@ class _Form:
     time_zone: str | None
     notice: str | None
     draft: bool
+    title: str = texts.INTAKE_TITLE
+    # The engagement sent back for changes: the form's one button resubmits it.
+    resubmit: int | None = None
 
     def card(self, echo: Echo) -> Card:
         # Messages may quote what the user typed (the channel name that is taken, say).
         errors = {field: clip(message, echo.message) for field, message in self.errors.items()}
-        body: list[Card] = [title_block(texts.INTAKE_TITLE)]
+        body: list[Card] = [title_block(clip(self.title, SHORT_MAX))]
         if errors:
             body.append(
                 text_block(
@@ -203,12 +255,17 @@ class _Form:
             )
         if self.notice:
             body.append(text_block(clip(self.notice, echo.message), element_id=NOTICE_ID))
-        body.append(text_block(texts.INTAKE_INTRO))
+        if self.resubmit is None:  # a request sent back says what to do in its notice
+            body.append(text_block(texts.INTAKE_INTRO))
 
         for field in INTAKE_FIELDS:
             element = self._input(field, echo)
             if field in errors:
                 element["errorMessage"] = errors[field]
+            elif field == FIELD_START_DATE and self.resubmit is not None:
+                # A request sent back days later may start before today, which the client
+                # refuses to send (`min`): say why instead of just marking the field.
+                element["errorMessage"] = texts.ERR_START_PAST
             body.append(element)
             if field in errors:
                 body.append(
@@ -228,6 +285,19 @@ class _Form:
                     )
                 )
 
+        return adaptive_card(body, actions=self._actions())
+
+    def _actions(self) -> list[Card]:
+        if self.resubmit is not None:
+            return [
+                execute(
+                    verbs.RESUBMIT,
+                    texts.CHANGES_SUBMIT,
+                    data={verbs.ENGAGEMENT_ID: self.resubmit},
+                    style="positive",
+                    inputs=True,
+                )
+            ]
         actions = [
             execute(verbs.INTAKE_SUBMIT, texts.INTAKE_SUBMIT, style="positive", inputs=True),
             execute(verbs.INTAKE_SAVE_DRAFT, texts.INTAKE_SAVE_DRAFT, inputs=True),
@@ -235,7 +305,7 @@ class _Form:
         if self.draft:
             # Nothing of the form is needed to drop the draft, so nothing is sent.
             actions.append(execute(verbs.INTAKE_DISCARD, texts.INTAKE_DISCARD))
-        return adaptive_card(body, actions=actions)
+        return actions
 
     def _input(self, field: str, echo: Echo) -> Card:
         value = self.values.get(field, "")

@@ -15,6 +15,11 @@ INTAKE_DISCARD = "intake.discard"  # drop the draft and show an empty form
 APPROVE = "engagement.approve"
 REJECT = "engagement.reject"
 REFRESH = "engagement.refresh"
+# --- approvals ---
+REQUEST_CHANGES = "engagement.request_changes"  # the comment is in REJECT_REASON
+CANCEL_REQUEST = "engagement.cancel"  # the requester withdraws the request before a decision
+DELEGATE = "engagement.delegate"  # the approver hands it on; the person is in DELEGATE_TO
+RESUBMIT = "engagement.resubmit"  # the changed request, from the form sent back for changes
 # --- lifecycle ---
 EXTEND_REQUEST = "lifecycle.extend"  # from the end reminder, with the new end date
 END_NOW = "lifecycle.end_now"  # asks for confirmation first
@@ -37,6 +42,10 @@ ALL_VERBS = frozenset(
         APPROVE,
         REJECT,
         REFRESH,
+        REQUEST_CHANGES,
+        CANCEL_REQUEST,
+        DELEGATE,
+        RESUBMIT,
         EXTEND_REQUEST,
         END_NOW,
         LET_IT_END,
@@ -53,7 +62,9 @@ ENGAGEMENT_ID = "engagement_id"  # the data key of every engagement action
 # INTAKE_CONFIRM: the version of the draft the preview showed (a newer draft is not confirmed
 # unseen); the values themselves stay in our storage.
 DRAFT_VERSION = "draft_version"
-REJECT_REASON = "reject_reason"  # the input id of the rejection reason
+# The input id of the approver's reason or comment: Reject and Request changes both read it.
+REJECT_REASON = "reject_reason"
+DELEGATE_TO = "delegate_to"  # the input id of whom Reassign hands the decision to (e-mail/UPN)
 NEW_END_DATE = "new_end_date"  # the input id of the extension's end date
 REVOKE_REASON = "revoke_reason"  # the input id of why access is ended early (bot prefills it)
 LIST_COMMAND = "command"  # LIST_PAGE: the command that made the list, e.g. "/requests"

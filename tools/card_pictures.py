@@ -21,7 +21,7 @@ from typing import Any
 from cards.engagement import approval_card
 from cards.intake import intake_card
 from cards.welcome import welcome_card
-from core.model import Engagement, TeamInstallation
+from core.model import Engagement, TeamInstallation, ViewerRole
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
@@ -73,7 +73,7 @@ def pictures() -> dict[str, dict[str, Any]]:
     """The README's cards by picture name."""
     return {
         "card-intake": intake_card(TEAMS, today=TODAY, selected_team_id="group-marketing"),
-        "card-approval": approval_card(SAMPLE, viewer_id=APPROVER_ID),
+        "card-approval": approval_card(SAMPLE, role=ViewerRole.APPROVER),
         "card-welcome": welcome_card(SAMPLE),
     }
 

@@ -31,7 +31,7 @@ from cards.admin import (
 )
 from cards.common import CARD_BUDGET, card_size, text_card
 from cards.engagement import approval_card, engagement_list_card, notice_card, submitted_card
-from cards.intake import intake_card, preview_card
+from cards.intake import changes_requested_card, intake_card, preview_card
 from cards.lifecycle import (
     closing_note_card,
     end_reminder_card,
@@ -49,7 +49,7 @@ from core.intake import (
     INTAKE_FIELDS,
 )
 from core.intake_service import IntakePreview
-from core.model import Engagement, EngagementState, Notice
+from core.model import Engagement, EngagementState, Notice, ViewerRole
 from core.policy import PolicyKey, PolicyLine, PolicyView
 from tests.support.cards import walk
 from tests.unit.test_admin_cards import AT, EXPIRES, LINKS, record, report
@@ -188,15 +188,53 @@ CARDS: dict[str, Callable[[str], Card]] = {
     "intake/preview": lambda text: preview_card(hostile_preview(text), message=text),
     "engagement/approval-approver": lambda text: approval_card(
         hostile(text, PENDING),
-        viewer_id=APPROVER,
+        role=ViewerRole.APPROVER,
         message=text,
         refresh_user_ids=[f"29:user-{n}" for n in range(60)],
     ),
+    "engagement/approval-approver-stage-2": lambda text: approval_card(
+        hostile(text, PENDING, approval_stage=2, stages=2),
+        role=ViewerRole.APPROVER,
+        message=text,
+    ),
+    "engagement/approval-requester": lambda text: approval_card(
+        hostile(text, PENDING, approval_stage=2, stages=2), role=ViewerRole.REQUESTER
+    ),
+    "engagement/approval-other": lambda text: approval_card(
+        hostile(text, PENDING), role=ViewerRole.OTHER, message=text
+    ),
+    "engagement/approval-changes-requested": lambda text: approval_card(
+        hostile(text, EngagementState.CHANGES_REQUESTED, decided_by_name=None),
+        role=ViewerRole.REQUESTER,
+    ),
+    "engagement/approval-cancelled": lambda text: approval_card(
+        hostile(text, EngagementState.CANCELLED), role=ViewerRole.OTHER
+    ),
+    "engagement/approval-expired": lambda text: approval_card(
+        hostile(text, EngagementState.EXPIRED, decided_by_name=None), role=ViewerRole.REQUESTER
+    ),
     "engagement/approval-rejected": lambda text: approval_card(
-        hostile(text, EngagementState.REJECTED), viewer_id=None
+        hostile(text, EngagementState.REJECTED), role=ViewerRole.OTHER
     ),
     "engagement/approval-failed": lambda text: approval_card(
-        hostile(text, EngagementState.PROVISIONING_FAILED), viewer_id=None
+        hostile(text, EngagementState.PROVISIONING_FAILED), role=ViewerRole.REQUESTER
+    ),
+    "engagement/changes-requested": lambda text: changes_requested_card(
+        hostile(text, EngagementState.CHANGES_REQUESTED),
+        teams=[team(text, "group-1"), team(text, "group-2")],
+        today=TODAY,
+        comment=text,
+        comment_by=text,
+        values=dict.fromkeys(INTAKE_FIELDS, text),
+        errors={FIELD_FREELANCER_EMAIL: text, FORM_PROBLEM: text},
+        time_zone=text,
+    ),
+    "engagement/changes-requested-prefilled": lambda text: changes_requested_card(
+        hostile(text, EngagementState.CHANGES_REQUESTED),
+        teams=[team(text, "group-1")],
+        today=TODAY,
+        comment=text,
+        comment_by=text,
     ),
     "engagement/submitted": lambda text: submitted_card(hostile(text, PENDING)),
     "engagement/list": lambda text: engagement_list_card(
@@ -211,6 +249,18 @@ CARDS: dict[str, Callable[[str], Card]] = {
     ),
     "engagement/notice-ended": lambda text: notice_card(
         hostile(text, EngagementState.ENDED), Notice.ENDED
+    ),
+    "engagement/notice-cancelled": lambda text: notice_card(
+        hostile(text, EngagementState.CANCELLED), Notice.CANCELLED
+    ),
+    "engagement/notice-reminder": lambda text: notice_card(
+        hostile(text, PENDING), Notice.APPROVAL_REMINDER
+    ),
+    "engagement/notice-escalated": lambda text: notice_card(
+        hostile(text, PENDING), Notice.ESCALATED, text
+    ),
+    "engagement/notice-delegated": lambda text: notice_card(
+        hostile(text, PENDING), Notice.DELEGATED, text
     ),
     "lifecycle/reminder": lambda text: end_reminder_card(
         hostile(text, ACTIVE), today=TODAY, message=text, attention=True
@@ -267,6 +317,7 @@ CARDS: dict[str, Callable[[str], Card]] = {
 # The builders CARDS feeds; a new builder that shows outside text must be added to both.
 FED = {
     intake_card,
+    changes_requested_card,
     preview_card,
     approval_card,
     submitted_card,

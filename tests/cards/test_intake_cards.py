@@ -44,9 +44,8 @@ from core.intake import (
     INTAKE_FIELDS,
     LIMITS,
 )
-from core.model import DataClassification
+from core.model import DataClassification, ViewerRole
 from tests.unit.test_cards import (
-    APPROVER,
     PREVIEW_NOTE,
     TEAMS,
     TODAY,
@@ -421,7 +420,7 @@ def test_budgets_read_like_amounts() -> None:
 
 
 def test_the_approval_card_shows_what_the_approver_needs_to_decide() -> None:
-    walk = check(approval_card(engagement(**TERMS), viewer_id=APPROVER))
+    walk = check(approval_card(engagement(**TERMS), role=ViewerRole.APPROVER))
     shown = facts(walk)
     assert shown[texts.FACT_FREELANCER_ORG] == "Upwork"
     assert shown[texts.FACT_PROFILE_URL] == "https://www.upwork.com/freelancers/jane"
@@ -430,11 +429,16 @@ def test_the_approval_card_shows_what_the_approver_needs_to_decide() -> None:
     assert shown[texts.FACT_HOURS] == "1,200"
     assert f"{texts.FACT_JUSTIFICATION}\n{TERMS['justification']}" in walk.shown_text
     # The decision buttons stay at the end.
-    assert [a["verb"] for a in walk.actions] == [verbs.APPROVE, verbs.REJECT]
+    assert [a["verb"] for a in walk.actions] == [
+        verbs.APPROVE,
+        verbs.REJECT,
+        verbs.REQUEST_CHANGES,
+        verbs.DELEGATE,
+    ]
 
 
 def test_the_approval_card_leaves_out_terms_that_were_not_given() -> None:
-    walk = check(approval_card(engagement(), viewer_id=APPROVER))
+    walk = check(approval_card(engagement(), role=ViewerRole.APPROVER))
     shown = facts(walk)
     for absent in (
         texts.FACT_FREELANCER_ORG,
@@ -493,8 +497,12 @@ INTAKE_CARDS: dict[str, Builder] = {
     "preview/long": lambda: preview_card(
         intake_preview(description="word " * 400, justification="why " * 500)
     ),
-    "approval/terms/approver": lambda: approval_card(engagement(**TERMS), viewer_id=APPROVER),
-    "approval/terms/anyone": lambda: approval_card(engagement(**TERMS), viewer_id=None),
+    "approval/terms/approver": lambda: approval_card(
+        engagement(**TERMS), role=ViewerRole.APPROVER
+    ),
+    "approval/terms/requester": lambda: approval_card(
+        engagement(**TERMS), role=ViewerRole.REQUESTER
+    ),
     "submitted/terms": lambda: submitted_card(engagement(**TERMS)),
 }
 

@@ -31,7 +31,7 @@ from cards.admin import (
 from cards.common import text_card
 from cards.engagement import approval_card, engagement_list_card, notice_card, submitted_card
 from cards.help import help_card
-from cards.intake import intake_card, preview_card
+from cards.intake import changes_requested_card, intake_card, preview_card
 from cards.lifecycle import (
     closing_note_card,
     end_reminder_card,
@@ -42,7 +42,8 @@ from cards.lifecycle import (
 from cards.welcome import welcome_card
 from core import texts
 from core.intake import FIELD_END_DATE, FIELD_FREELANCER_EMAIL, FIELD_PROJECT_TITLE
-from core.model import Engagement, EngagementState, Notice
+from core.model import Engagement, EngagementState, Notice, ViewerRole
+from tests.cards.test_approval_cards import APPROVAL_CARDS
 from tests.cards.test_hostile_rendering import HOSTILE_CARDS
 from tests.cards.test_intake_cards import INTAKE_CARDS
 from tests.cards.test_policy_card import POLICY_CARDS
@@ -108,8 +109,8 @@ ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 
-def _approval(state: EngagementState, viewer: str | None, **kwargs: Any) -> Builder:
-    return lambda: approval_card(in_state(state), viewer_id=viewer, **kwargs)
+def _approval(state: EngagementState, role: ViewerRole, **kwargs: Any) -> Builder:
+    return lambda: approval_card(in_state(state), role=role, **kwargs)
 
 
 def _notice(notice: Notice, state: EngagementState) -> Builder:
@@ -196,17 +197,19 @@ def _builders() -> dict[str, Builder]:
     # The unit tests' representative cards and their markdown-injection variants.
     every |= {f"unit/{name}": builder for name, builder in EVERY_CARD.items()}
     every |= {f"evil/{name}": builder for name, builder in EVIL_CARDS.items()}
-    # The approval card in every state, for every viewer (only the approver of a pending one
-    # gets inputs and buttons), plus the message and refresh variants.
+    # The approval card in every state, for every role (only the approver of a pending one
+    # gets inputs and decisions, the requester Cancel while it waits), plus the message and
+    # refresh variants; the stages, the form sent back for changes and the private summary.
     for state in EngagementState:
-        for viewer_name, viewer in VIEWERS.items():
-            every[f"approval/{state.value}/{viewer_name}"] = _approval(state, viewer)
+        for role in ViewerRole:
+            every[f"approval/{state.value}/{role.value}"] = _approval(state, role)
         every[f"approval/{state.value}/message+refresh"] = _approval(
             state,
-            APPROVER,
+            ViewerRole.APPROVER,
             message=texts.ALREADY_DECIDED.format(state="approved", name="Alex Approver"),
             refresh_user_ids=[f"29:user-{n}" for n in range(70)],
         )
+    every |= APPROVAL_CARDS
     # Every notice, about an engagement in every state (and the approver's reason, if any).
     for notice in Notice:
         for state in EngagementState:
@@ -277,6 +280,7 @@ COVERED = {
     engagement_list_card,
     help_card,
     intake_card,
+    changes_requested_card,
     preview_card,
     notice_card,
     submitted_card,

@@ -266,6 +266,12 @@ ADMIN_CARDS: dict[str, Builder] = {
     ),
     "admin/timeline/pending_no_records": lambda: timeline_card(timeline(engagement(), [])),
     "admin/timeline/ended": lambda: timeline_card(timeline(ended())),
+    "admin/timeline/cancelled": lambda: timeline_card(
+        timeline(decided(EngagementState.CANCELLED, decided_by_name="Rita Requester"))
+    ),
+    "admin/timeline/changes_requested": lambda: timeline_card(
+        timeline(engagement(state=EngagementState.CHANGES_REQUESTED, decision_reason="Why?"))
+    ),
     "admin/report": lambda: report_card(report()),
     "admin/report/many_teams": lambda: report_card(
         report(active_by_team=tuple((f"Team {n}", 40 - n) for n in range(20)))
@@ -596,6 +602,48 @@ def test_timeline_of_a_failed_engagement_gives_the_reason() -> None:
 def test_timeline_of_an_ended_engagement_says_who_ended_it_and_why() -> None:
     ended_fact = facts(timeline_card(timeline(ended())))[texts.FACT_ENDED]
     assert "Rita Requester" in ended_fact and "Contract cancelled" in ended_fact
+
+
+def _waited(state: EngagementState, **changes: Any) -> Engagement:
+    """An engagement whose wait for a decision ended in `state` (as core records it)."""
+    return engagement(state=state, decided_at=datetime(2025, 3, 20, 8, 0, tzinfo=UTC), **changes)
+
+
+@pytest.mark.parametrize(
+    ("subject", "line"),
+    [
+        (
+            _waited(
+                EngagementState.CANCELLED,
+                decided_by_id=REQUESTER,
+                decided_by_name="Rita Requester",
+            ),
+            texts.CANCELLED_BY.format(name="Rita Requester", when="20 Mar 2025"),
+        ),
+        (_waited(EngagementState.EXPIRED), texts.EXPIRED_ON.format(when="20 Mar 2025")),
+        (
+            engagement(state=EngagementState.CHANGES_REQUESTED, decision_reason="Shorter"),
+            texts.CHANGES_REQUESTED_BY.format(name="Alex Approver", comment="Shorter"),
+        ),
+        (
+            decided(EngagementState.REJECTED, decision_reason="No budget"),
+            texts.DECIDED_REJECTED.format(
+                name="Alex Approver", when="4 Mar 2025", reason="No budget"
+            ),
+        ),
+    ],
+)
+def test_timeline_says_how_the_wait_for_a_decision_ended(subject: Engagement, line: str) -> None:
+    text = shown(timeline_card(timeline(subject)))
+    assert line in text
+    # A cancelled request was not approved by the person who cancelled it.
+    assert "Approved by" not in text
+
+
+def test_timeline_of_a_waiting_request_has_no_outcome_line() -> None:
+    text = shown(timeline_card(timeline(engagement())))
+    assert texts.APPROVAL_WAITING.format(approver="Alex Approver") not in text
+    assert "Approved by" not in text
 
 
 # --- report --------------------------------------------------------------------------------

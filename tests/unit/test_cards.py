@@ -24,7 +24,7 @@ from cards.engagement import (
     submitted_card,
 )
 from cards.help import help_card
-from cards.intake import error_block_id, intake_card, preview_card
+from cards.intake import changes_requested_card, error_block_id, intake_card, preview_card
 from cards.lifecycle import (
     closing_note_card,
     end_reminder_card,
@@ -59,6 +59,7 @@ from core.model import (
     IntakeDraft,
     Notice,
     TeamInstallation,
+    ViewerRole,
 )
 
 Card = dict[str, Any]
@@ -487,18 +488,26 @@ EVERY_CARD: dict[str, Builder] = {
     ),
     "submitted": lambda: submitted_card(engagement()),
     "approval-approver": lambda: approval_card(
-        engagement(), viewer_id=APPROVER, refresh_user_ids=["29:a"], message="Hm."
+        engagement(), role=ViewerRole.APPROVER, refresh_user_ids=["29:a"], message="Hm."
     ),
-    "approval-stranger": lambda: approval_card(engagement(), viewer_id=STRANGER),
+    "approval-requester": lambda: approval_card(engagement(), role=ViewerRole.REQUESTER),
+    "approval-other": lambda: approval_card(engagement(), role=ViewerRole.OTHER),
     "approval-approved": lambda: approval_card(
-        decided(EngagementState.PROVISIONING), viewer_id=None
+        decided(EngagementState.PROVISIONING), role=ViewerRole.OTHER
     ),
     "approval-rejected": lambda: approval_card(
-        decided(EngagementState.REJECTED, decision_reason="Budget"), viewer_id=APPROVER
+        decided(EngagementState.REJECTED, decision_reason="Budget"), role=ViewerRole.APPROVER
     ),
     "approval-failed": lambda: approval_card(
         decided(EngagementState.PROVISIONING_FAILED, failure_reason="Graph said no."),
-        viewer_id=None,
+        role=ViewerRole.REQUESTER,
+    ),
+    "changes-requested": lambda: changes_requested_card(
+        engagement(state=EngagementState.CHANGES_REQUESTED, decision_reason="Shorter, please"),
+        teams=TEAMS,
+        today=TODAY,
+        comment="Shorter, please",
+        comment_by="Alex Approver",
     ),
     "list": lambda: engagement_list_card(
         "Yours", [engagement(), engagement(id=8)], empty_text="-"
@@ -737,12 +746,12 @@ def test_intake_without_teams_says_so_and_shows_no_form() -> None:
     assert texts.NO_TEAMS in walk.shown_text
 
 
-# --- approval ------------------------------------------------------------------------------
+# --- approval (the per-role views in every state: tests/cards/test_approval_cards.py) ---------
 
 
-def test_approver_sees_approve_and_reject_carrying_only_the_engagement_id() -> None:
-    walk = check(approval_card(engagement(), viewer_id=APPROVER))
-    approve, reject = walk.actions
+def test_approver_sees_the_decisions_carrying_only_the_engagement_id() -> None:
+    walk = check(approval_card(engagement(), role=ViewerRole.APPROVER))
+    approve, reject, changes, delegate = walk.actions
     assert (approve["verb"], approve["title"], approve["style"]) == (
         verbs.APPROVE,
         texts.APPROVE,
@@ -753,26 +762,36 @@ def test_approver_sees_approve_and_reject_carrying_only_the_engagement_id() -> N
         texts.REJECT,
         "destructive",
     )
-    assert approve["data"] == reject["data"] == {verbs.ENGAGEMENT_ID: 7}
-    assert reject["associatedInputs"] == "auto"
+    assert (changes["verb"], changes["title"]) == (verbs.REQUEST_CHANGES, texts.REQUEST_CHANGES)
+    assert (delegate["verb"], delegate["title"]) == (verbs.DELEGATE, texts.DELEGATE)
+    for action in walk.actions:
+        assert action["data"] == {verbs.ENGAGEMENT_ID: 7}
+        assert action["associatedInputs"] == "auto"
 
-    (reason,) = walk.inputs
+    reason, delegate_to = walk.inputs
     assert reason["id"] == verbs.REJECT_REASON
-    assert reason["label"] == texts.REJECT_REASON_LABEL
+    assert reason["label"] == texts.DECISION_COMMENT_LABEL
     assert reason["isMultiline"] is True
     assert reason["maxLength"] == 500
+    assert delegate_to["id"] == verbs.DELEGATE_TO
+    assert delegate_to["label"] == texts.DELEGATE_TO_LABEL
+    assert delegate_to["style"].lower() == "email"
+    assert delegate_to["maxLength"] == 320
 
 
-@pytest.mark.parametrize("viewer", [REQUESTER, STRANGER, None])
-def test_anyone_but_the_approver_sees_no_actions(viewer: str | None) -> None:
-    walk = check(approval_card(engagement(), viewer_id=viewer))
-    assert not walk.actions and not walk.inputs
+@pytest.mark.parametrize("role", [ViewerRole.REQUESTER, ViewerRole.OTHER])
+def test_anyone_but_the_approver_sees_no_decision(role: ViewerRole) -> None:
+    walk = check(approval_card(engagement(), role=role))
+    assert not walk.inputs
+    assert {a["verb"] for a in walk.actions} <= {verbs.CANCEL_REQUEST}
     assert texts.APPROVAL_WAITING.format(approver="Alex Approver") in walk.shown_text
 
 
-def test_approval_card_without_an_approver_gives_nobody_buttons() -> None:
-    walk = check(approval_card(engagement(approver_id=None, approver_name=None), viewer_id=None))
+def test_approval_card_without_an_approver_says_who_decides_in_general() -> None:
+    subject = engagement(approver_id=None, approver_name=None)
+    walk = check(approval_card(subject, role=ViewerRole.OTHER))
     assert not walk.actions and not walk.inputs
+    assert texts.APPROVAL_WAITING.format(approver=texts.UNKNOWN_APPROVER) in walk.shown_text
 
 
 @pytest.mark.parametrize(
@@ -785,20 +804,23 @@ def test_approval_card_without_an_approver_gives_nobody_buttons() -> None:
     ],
 )
 def test_approver_gets_no_buttons_once_decided(state: EngagementState) -> None:
-    walk = check(approval_card(decided(state, decision_reason="No budget"), viewer_id=APPROVER))
+    subject = decided(state, decision_reason="No budget")
+    walk = check(approval_card(subject, role=ViewerRole.APPROVER))
     assert not walk.actions and not walk.inputs
     assert texts.STATE_LABELS[state.value] in walk.shown_text
 
 
-def test_approved_card_shows_who_approved_and_when() -> None:
-    walk = check(approval_card(decided(EngagementState.ACTIVE), viewer_id=None))
+@pytest.mark.parametrize("role", list(ViewerRole))
+def test_approved_card_shows_who_approved_and_when(role: ViewerRole) -> None:
+    walk = check(approval_card(decided(EngagementState.ACTIVE), role=role))
     line = unescape(walk.block("decision")["text"])
     assert line == texts.DECIDED_APPROVED.format(name="Alex Approver", when="4 Mar 2025")
 
 
-def test_rejected_card_shows_who_rejected_when_and_why() -> None:
+@pytest.mark.parametrize("role", list(ViewerRole))
+def test_rejected_card_shows_who_rejected_when_and_why(role: ViewerRole) -> None:
     card = approval_card(
-        decided(EngagementState.REJECTED, decision_reason="Use the agency"), viewer_id=None
+        decided(EngagementState.REJECTED, decision_reason="Use the agency"), role=role
     )
     line = unescape(check(card).block("decision")["text"])
     assert line == texts.DECIDED_REJECTED.format(
@@ -807,7 +829,7 @@ def test_rejected_card_shows_who_rejected_when_and_why() -> None:
 
 
 def test_approval_card_shows_the_engagement_summary() -> None:
-    shown = check(approval_card(engagement(), viewer_id=APPROVER)).shown_text
+    shown = check(approval_card(engagement(), role=ViewerRole.APPROVER)).shown_text
     for expected in (
         "FC-7",
         "Website redesign",
@@ -821,23 +843,25 @@ def test_approval_card_shows_the_engagement_summary() -> None:
         assert expected in shown, expected
 
 
-def test_message_is_shown_first_as_a_warning() -> None:
+@pytest.mark.parametrize("role", list(ViewerRole))
+def test_message_is_shown_first_as_a_warning(role: ViewerRole) -> None:
     message = texts.ALREADY_DECIDED.format(state="approved", name="Alex Approver")
-    card = approval_card(
-        decided(EngagementState.PROVISIONING), viewer_id=APPROVER, message=message
-    )
+    card = approval_card(decided(EngagementState.PROVISIONING), role=role, message=message)
     first = card["body"][0]
     assert unescape(first["text"]) == message
     assert first["color"] == "warning"
 
 
-def test_no_refresh_without_user_ids() -> None:
-    assert "refresh" not in approval_card(engagement(), viewer_id=APPROVER)
+@pytest.mark.parametrize("role", list(ViewerRole))
+def test_no_refresh_without_user_ids(role: ViewerRole) -> None:
+    assert "refresh" not in approval_card(engagement(), role=role)
+    assert "refresh" not in approval_card(engagement(), role=role, refresh_user_ids=["", ""])
 
 
-def test_refresh_re_renders_by_engagement_id_for_at_most_60_users() -> None:
+@pytest.mark.parametrize("role", list(ViewerRole))
+def test_refresh_re_renders_by_engagement_id_for_at_most_60_users(role: ViewerRole) -> None:
     users = [f"29:user-{n}" for n in range(75)]
-    card = approval_card(engagement(), viewer_id=None, refresh_user_ids=users)
+    card = approval_card(engagement(), role=role, refresh_user_ids=users)
     check(card)
     refresh = card["refresh"]
     assert refresh["userIds"] == users[:MAX_REFRESH_USERS] and MAX_REFRESH_USERS == 60
@@ -849,7 +873,9 @@ def test_refresh_re_renders_by_engagement_id_for_at_most_60_users() -> None:
 
 
 def test_refresh_lists_each_user_once() -> None:
-    card = approval_card(engagement(), viewer_id=None, refresh_user_ids=["29:a", "29:b", "29:a"])
+    card = approval_card(
+        engagement(), role=ViewerRole.OTHER, refresh_user_ids=["29:a", "29:b", "29:a"]
+    )
     assert card["refresh"]["userIds"] == ["29:a", "29:b"]
 
 
@@ -909,6 +935,48 @@ def test_sent_for_approval_names_the_approver() -> None:
     assert notice_text(engagement(), Notice.SENT_FOR_APPROVAL) == (
         texts.NOTICE_SENT_FOR_APPROVAL.format(ref="FC-7", approver="Alex Approver")
     )
+
+
+@pytest.mark.parametrize(
+    ("notice", "expected"),
+    [
+        (
+            Notice.CANCELLED,
+            texts.NOTICE_CANCELLED.format(requester="Rita Requester", ref="FC-7"),
+        ),
+        (Notice.EXPIRED, texts.NOTICE_EXPIRED.format(ref="FC-7")),
+        (
+            Notice.APPROVAL_REMINDER,
+            texts.NOTICE_APPROVAL_REMINDER.format(ref="FC-7", requester="Rita Requester"),
+        ),
+        (Notice.ESCALATED, texts.NOTICE_ESCALATED.format(ref="FC-7", detail="Megan Manager")),
+        (Notice.DELEGATED, texts.NOTICE_DELEGATED.format(ref="FC-7", detail="Megan Manager")),
+        (Notice.STAGE_APPROVED, texts.NOTICE_STAGE_APPROVED.format(ref="FC-7")),
+    ],
+)
+def test_approval_notices_say_what_happened(notice: Notice, expected: str) -> None:
+    assert notice_text(engagement(), notice, " Megan Manager ") == expected
+    walk = check(notice_card(engagement(), notice, "Megan Manager"))
+    assert expected in walk.shown_text
+
+
+@pytest.mark.parametrize("notice", [Notice.ESCALATED, Notice.DELEGATED])
+def test_a_handover_notice_without_a_name_names_the_current_approver(notice: Notice) -> None:
+    subject = engagement(approver_name="Megan Manager")
+    assert "Megan Manager" in notice_text(subject, notice)
+    assert "Megan Manager" in notice_text(subject, notice, "  ")
+    unknown = notice_text(engagement(approver_name=None), notice)
+    assert texts.UNKNOWN_APPROVER in unknown
+
+
+def test_approval_notices_are_coloured_by_what_they_mean() -> None:
+    def colour(notice: Notice) -> str | None:
+        return cast(str | None, notice_card(engagement(), notice)["body"][1].get("color"))
+
+    assert colour(Notice.STAGE_APPROVED) == "good"
+    assert colour(Notice.EXPIRED) == "warning"
+    assert colour(Notice.APPROVAL_REMINDER) == "warning"
+    assert colour(Notice.CANCELLED) is None
 
 
 # --- other cards ---------------------------------------------------------------------------
@@ -1013,8 +1081,8 @@ def _evil_pending() -> Engagement:
     return replace(_evil_engagement(), decided_by_name=None, decided_at=None)
 
 
-def _evil_approval(state: EngagementState) -> Builder:
-    return lambda: approval_card(_evil_engagement(state), viewer_id=None)
+def _evil_approval(state: EngagementState, role: ViewerRole) -> Builder:
+    return lambda: approval_card(_evil_engagement(state, approval_stage=2, stages=2), role=role)
 
 
 def _evil_notice(notice: Notice, detail: str | None = None) -> Builder:
@@ -1027,8 +1095,18 @@ def _evil_closing_note(state: EngagementState) -> Builder:
 
 EVIL_CARDS: dict[str, Builder] = (
     {
-        "approval-live": lambda: approval_card(_evil_pending(), viewer_id=APPROVER, message=EVIL),
-        "approval-waiting": lambda: approval_card(_evil_pending(), viewer_id=None),
+        "approval-live": lambda: approval_card(
+            _evil_pending(), role=ViewerRole.APPROVER, message=EVIL
+        ),
+        "approval-waiting": lambda: approval_card(_evil_pending(), role=ViewerRole.REQUESTER),
+        "changes-requested": lambda: changes_requested_card(
+            _evil_engagement(EngagementState.CHANGES_REQUESTED),
+            teams=[team(EVIL, "g1")],
+            today=TODAY,
+            comment=EVIL,
+            comment_by=EVIL,
+            errors={"x": EVIL},
+        ),
         "submitted": lambda: submitted_card(_evil_pending()),
         "list": lambda: engagement_list_card(EVIL, [_evil_pending()], empty_text=EVIL),
         "list-empty": lambda: engagement_list_card(EVIL, [], empty_text=EVIL),
@@ -1039,11 +1117,20 @@ EVIL_CARDS: dict[str, Builder] = (
             [team(EVIL, "g1")], today=TODAY, values={FIELD_PROJECT_TITLE: EVIL}, errors={"x": EVIL}
         ),
     }
-    | {f"approval-{state.value}": _evil_approval(state) for state in EngagementState}
+    | {
+        f"approval-{state.value}-{role.value}": _evil_approval(state, role)
+        for state in EngagementState
+        for role in ViewerRole
+    }
     | {f"notice-{notice.value}": _evil_notice(notice) for notice in Notice}
     | {
         f"notice-{notice.value}-detail": _evil_notice(notice, detail=EVIL)
-        for notice in (Notice.EXTENSION_REJECTED,)
+        for notice in (
+            Notice.EXTENSION_REJECTED,
+            Notice.EXTENDED_BY_ADMIN,
+            Notice.ESCALATED,
+            Notice.DELEGATED,
+        )
     }
     | {
         "reminder-live": lambda: end_reminder_card(
@@ -1081,7 +1168,7 @@ def test_user_content_cannot_inject_markdown(name: str) -> None:
 
 
 def test_user_content_is_shown_literally() -> None:
-    shown = check(approval_card(_evil_engagement(), viewer_id=None)).shown_text
+    shown = check(approval_card(_evil_engagement(), role=ViewerRole.APPROVER)).shown_text
     assert EVIL in shown  # after the renderer removes the escapes, the user sees what they typed
 
 
@@ -1137,6 +1224,7 @@ def test_builders_used_in_these_tests_cover_every_public_builder() -> None:
     covered: set[Callable[..., Any]] = {
         help_card,
         intake_card,
+        changes_requested_card,
         preview_card,
         submitted_card,
         approval_card,

@@ -32,7 +32,7 @@ from cards.lifecycle import (
     revoke_confirm_card,
 )
 from core import texts
-from core.model import Engagement, EngagementState, Notice
+from core.model import Engagement, EngagementState, Notice, ViewerRole
 from tests.unit.test_cards import (
     APPROVER,
     EVIL,
@@ -593,9 +593,9 @@ def _facts(card: Card) -> dict[str, str]:
 
 
 def test_summary_shows_the_requester_as_sponsor_once_recorded() -> None:
-    with_sponsor = _facts(approval_card(active(), viewer_id=None))
+    with_sponsor = _facts(approval_card(active(), role=ViewerRole.REQUESTER))
     assert with_sponsor[texts.FACT_SPONSOR] == "Rita Requester"
-    assert texts.FACT_SPONSOR not in _facts(approval_card(engagement(), viewer_id=None))
+    assert texts.FACT_SPONSOR not in _facts(approval_card(engagement(), role=ViewerRole.REQUESTER))
     assert texts.FACT_SPONSOR not in _facts(submitted_card(engagement()))
     assert _facts(notice_card(active(), Notice.PROVISIONED))[texts.FACT_SPONSOR] == (
         "Rita Requester"
@@ -610,13 +610,16 @@ def test_summary_of_an_ending_engagement_says_when_by_whom_and_why(
     state: EngagementState,
 ) -> None:
     expected = "2 May 2025, by Rita Requester: Contract cancelled"
-    assert _facts(approval_card(ended(state), viewer_id=None))[texts.FACT_ENDED] == expected
+    assert (
+        _facts(approval_card(ended(state), role=ViewerRole.REQUESTER))[texts.FACT_ENDED]
+        == expected
+    )
     assert _facts(notice_card(ended(state), Notice.ENDED))[texts.FACT_ENDED] == expected
 
 
 def test_summary_of_an_engagement_that_reached_its_end_date_says_so() -> None:
     subject = ended(end_reason=None, ended_by_id=None, ended_by_name=None, ended_at=None)
-    assert _facts(approval_card(subject, viewer_id=None))[texts.FACT_ENDED] == (
+    assert _facts(approval_card(subject, role=ViewerRole.REQUESTER))[texts.FACT_ENDED] == (
         "8 Jun 2025: the end date was reached"
     )
 
@@ -632,7 +635,9 @@ def test_summary_of_an_engagement_that_reached_its_end_date_says_so() -> None:
 def test_summary_of_an_engagement_that_is_not_ending_has_no_ended_fact(
     state: EngagementState,
 ) -> None:
-    assert texts.FACT_ENDED not in _facts(approval_card(in_state(state), viewer_id=None))
+    assert texts.FACT_ENDED not in _facts(
+        approval_card(in_state(state), role=ViewerRole.REQUESTER)
+    )
 
 
 # --- hostile user content ------------------------------------------------------------------------
@@ -676,12 +681,14 @@ def hostile_cards(text: str) -> dict[str, Callable[[], Card]]:
         "extension": lambda: extension_approval_card(live, viewer_id=APPROVER, message=text),
         "nudge": lambda: invitation_nudge_card(live, days_pending=2),
         "closing": lambda: closing_note_card(over),
-        "approval-ended": lambda: approval_card(over, viewer_id=None),
+        "approval-ended": lambda: approval_card(over, role=ViewerRole.REQUESTER),
         "approval-live": lambda: approval_card(
-            hostile(text, EngagementState.PENDING_APPROVAL), viewer_id=APPROVER, message=text
+            hostile(text, EngagementState.PENDING_APPROVAL),
+            role=ViewerRole.APPROVER,
+            message=text,
         ),
         "approval-rejected": lambda: approval_card(
-            hostile(text, EngagementState.REJECTED), viewer_id=None
+            hostile(text, EngagementState.REJECTED), role=ViewerRole.OTHER
         ),
     } | {
         f"notice-{notice.value}": (lambda notice=notice: notice_card(over, notice, text))
@@ -754,4 +761,4 @@ def test_clip_without_a_marker_just_cuts() -> None:
 def test_an_active_engagement_with_leftover_end_fields_shows_no_ended_fact() -> None:
     # An approved, active engagement with an ended_by left over is not shown as ended.
     subject = decided(EngagementState.ACTIVE, ended_by_name="Someone", end_reason="x")
-    assert texts.FACT_ENDED not in _facts(approval_card(subject, viewer_id=None))
+    assert texts.FACT_ENDED not in _facts(approval_card(subject, role=ViewerRole.REQUESTER))

@@ -19,6 +19,9 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 
 # The package exports no public name for its "only https is supported" error.
 from kiota_authentication_azure._exceptions import KiotaAuthenticationError
+from msgraph.generated.groups.item.transitive_members.graph_user import (
+    graph_user_request_builder as transitive_users,
+)
 from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
 from msgraph.generated.models.channel import Channel
 from msgraph.generated.models.channel_membership_type import ChannelMembershipType
@@ -67,6 +70,17 @@ CHANNEL_FIELDS = ["id", "displayName", "description", "membershipType"]
 _PREFER_ENUMS = ("Prefer", "include-unknown-enum-members")
 _MEMBER_ODATA_TYPE = "#microsoft.graph.aadUserConversationMember"
 _TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+# Graph's page size for directory object lists: $top may ask for 1..999 (Learn "List group
+# transitive members": "up to 100 member objects by default", at most 999 through $top).
+MAX_GRAPH_PAGE_SIZE = 999
+# Filtering a directory relationship on its OData type (the /microsoft.graph.user cast) is an
+# "advanced query": Graph's documentation asks for the ConsistencyLevel: eventual header and
+# $count=true with it (Learn "List group transitive members", request headers; "Advanced query
+# capabilities on Microsoft Entra ID objects", "Use of OData cast with transitive members
+# list"). Sent always: Graph accepts them where they are not needed.
+_CONSISTENCY_EVENTUAL = ("ConsistencyLevel", "eventual")
+# What the user cast returns: users, and agent users (a kind of user, msgraph-sdk's AgentUser).
+_USER_TYPES = frozenset({"#microsoft.graph.user", "#microsoft.graph.agentuser"})
 # POST /users/{id}/checkMemberGroups takes at most 20 group ids per request (Learn).
 MAX_GROUPS_PER_CHECK = 20
 _MAX_DETAIL = 300
@@ -182,6 +196,14 @@ RESEND_INVITATION = Operation(
 )
 CHECK_MEMBER_GROUPS = Operation(
     "check which groups a user is a member of",
+    "GroupMember.Read.All together with User.Read.All (or Directory.Read.All)",
+)
+# GET /groups/{id}/transitiveMembers/microsoft.graph.user (Learn "List group transitive
+# members"): least privileged application permission GroupMember.Read.All. Members whose type
+# the app may not read come back with only their id and type ("limited information"), so the
+# user properties (accountEnabled among them) need User.Read.All as well.
+LIST_GROUP_MEMBERS = Operation(
+    "list the members of a group",
     "GroupMember.Read.All together with User.Read.All (or Directory.Read.All)",
 )
 RENAME_CHANNEL = Operation(
@@ -482,6 +504,11 @@ def _prefer_enums(config: RequestConfiguration[Any]) -> RequestConfiguration[Any
     return config
 
 
+def _eventual(config: RequestConfiguration[Any]) -> RequestConfiguration[Any]:
+    config.headers.add(*_CONSISTENCY_EVENTUAL)
+    return config
+
+
 class GraphDirectory:
     """core.ports.Directory over Microsoft Graph v1.0 with application permissions.
 
@@ -726,6 +753,64 @@ class GraphDirectory:
                 return set()  # 404: no such user (any more), so a member of no group
             member_of.update(g.lower() for g in answer.value or [])
         return {g for g in group_ids if g.lower() in member_of}
+
+    async def list_group_members(self, group_id: str, *, limit: int = 100) -> list[DirectoryUser]:
+        """The enabled member users of an Entra group, nested groups flattened, at most
+        `limit`, in Graph's order; an unknown group (404) has none.
+
+        GET /groups/{id}/transitiveMembers/microsoft.graph.user (msgraph-sdk spells the cast
+        with its alias, /graph.user) with $select, $count=true, ConsistencyLevel: eventual
+        and $top = `limit` (at most 999), then @odata.nextLink page after page until `limit`
+        enabled users are found. Pages are not made larger than needed: msgraph-sdk spends a
+        few milliseconds of CPU on each user it parses (msgraph-sdk-python#584), the event
+        loop blocked meanwhile. The cast keeps users only (no nested groups, devices,
+        contacts or service principals); disabled accounts (accountEnabled false) are
+        skipped here, since Graph lists them. A team's id is its Microsoft 365 group's id:
+        its owners and members. The answer comes from Graph's eventually consistent index, so
+        a membership changed moments ago may not show yet. A failure on any page raises (no
+        partial list)."""
+        if limit <= 0 or not group_id.strip():
+            return []
+        members = self._client.groups.by_group_id(group_id).transitive_members.graph_user
+        query = transitive_users.GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+            select=USER_FIELDS,
+            top=min(limit, MAX_GRAPH_PAGE_SIZE),
+            count=True,
+        )
+        page = await self._lookup(
+            LIST_GROUP_MEMBERS,
+            members.get(
+                request_configuration=_eventual(RequestConfiguration(query_parameters=query))
+            ),
+        )
+        found: list[DirectoryUser] = []
+        seen: set[str] = set()
+        followed: set[str] = set()
+        while page is not None:
+            for obj in page.value or []:
+                if obj.odata_type and obj.odata_type.lower() not in _USER_TYPES:
+                    continue  # not a user, whatever the cast promised
+                user = _to_user(obj)
+                if user is None or not user.account_enabled or user.id.lower() in seen:
+                    continue
+                seen.add(user.id.lower())
+                found.append(user)
+                if len(found) >= limit:
+                    return found
+            next_link = page.odata_next_link
+            # A link seen before would loop for ever; Graph's links carry the query already.
+            if not next_link or next_link in followed:
+                break
+            followed.add(next_link)
+            page = await self._lookup(
+                LIST_GROUP_MEMBERS,
+                members.with_url(next_link).get(
+                    request_configuration=_eventual(RequestConfiguration())
+                ),
+            )
+            if page is None:
+                return []  # the group is gone (404) while being read: it has none now
+        return found
 
     # --- channels -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from bot.http import MetricsAccess, create_web_app
 from bot.notifier import TeamsNotifier
 from core.admin import AdminService
 from core.admin_rights import AdminRights
+from core.approvals import ApprovalService
 from core.clock import Clock, SystemClock
 from core.config import ProgramConfig
 from core.engagements import EngagementService
@@ -66,6 +67,7 @@ class Components:
     simulator: GraphSimulator | None
     admin: AdminService
     metrics: Metrics
+    approvals: ApprovalService
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -123,6 +125,10 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         ended_channel_prefix=settings.ended_channel_prefix,
         invitation_nudge_days=settings.invitation_nudge_days,
         invitation_nudge_limit=settings.invitation_nudge_limit,
+        approval_reminder_hours=settings.approval_reminder_hours,
+        approval_reminder_limit=settings.approval_reminder_limit,
+        approval_escalation_hours=settings.approval_escalation_hours,
+        approval_expiry_hours=settings.approval_expiry_hours,
     )
     adapter = create_adapter(
         BotAuthConfig(
@@ -166,6 +172,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
     )
     lifecycle = LifecycleService(storage, clock, config, rights=rights)
     intake = IntakeService(storage, clock, config, directory=directory)
+    approvals = ApprovalService(storage, clock, config, directory=directory)
     policy = PolicyService(storage, clock, config, rights=rights, directory=directory)
     export_base_url = settings.export_base_url
     admin = AdminService(
@@ -197,6 +204,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         intake=intake,
         policy=policy,
         send_privately=notifier.send_card,
+        approvals=approvals,
     )
 
     async def collect_stored_figures() -> None:
@@ -215,7 +223,7 @@ async def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
         metrics_access=MetricsAccess(settings.metrics_token, open_without_token=settings.dev_mode),
     )
     app[COMPONENTS] = Components(
-        settings, storage, service, handlers, worker, bot, simulator, admin, metrics
+        settings, storage, service, handlers, worker, bot, simulator, admin, metrics, approvals
     )
     worker_stopped: list[asyncio.Task[None]] = []
     warming: list[asyncio.Task[None]] = []

@@ -89,6 +89,12 @@ class Settings(BaseModel):
     invitation_nudge_days: int = Field(default=3, ge=0, le=365)
     invitation_nudge_limit: int = Field(default=3, ge=0, le=100)
 
+    # Approvals: reminders, escalation to the approver's manager, expiry (hours).
+    approval_reminder_hours: float = Field(default=24, gt=0, le=24 * 365)
+    approval_reminder_limit: int = Field(default=3, ge=0, le=100)
+    approval_escalation_hours: float = Field(default=72, gt=0, le=24 * 365)
+    approval_expiry_hours: float = Field(default=168, gt=0, le=24 * 365)
+
     # Server and worker.
     host: str = "127.0.0.1"
     port: int = Field(default=3978, ge=0, le=65535)
@@ -375,6 +381,10 @@ ENV_NAMES: dict[str, str] = {
     "ended_channel_prefix": "ENDED_CHANNEL_PREFIX",
     "invitation_nudge_days": "INVITATION_NUDGE_DAYS",
     "invitation_nudge_limit": "INVITATION_NUDGE_LIMIT",
+    "approval_reminder_hours": "APPROVAL_REMINDER_HOURS",
+    "approval_reminder_limit": "APPROVAL_REMINDER_LIMIT",
+    "approval_escalation_hours": "APPROVAL_ESCALATION_HOURS",
+    "approval_expiry_hours": "APPROVAL_EXPIRY_HOURS",
     "host": "HOST",
     "port": "PORT",
     "worker_enabled": "WORKER_ENABLED",

@@ -34,12 +34,13 @@ from bot.conversations import (
 from bot.replies import card_message, text_card_message
 from cards import verbs
 from cards.common import SHORT_MAX, clip, text_card
-from cards.engagement import approval_card, engagement_list_card, submitted_card
+from cards.engagement import approval_card, engagement_list_card
 from cards.help import help_card
-from cards.intake import intake_card, preview_card
+from cards.intake import changes_requested_card, intake_card, preview_card
 from cards.lifecycle import end_reminder_card, extension_approval_card, revoke_confirm_card
 from core import texts
 from core.admin import AdminService
+from core.approvals import ApprovalService
 from core.clock import Clock
 from core.config import ProgramConfig
 from core.engagements import EngagementService
@@ -52,8 +53,12 @@ from core.metrics import Metrics, activity_type_label
 from core.model import (
     MAX_ENGAGEMENT_ID,
     Actor,
+    CardKind,
+    Engagement,
     MessageRef,
+    SentCard,
     TeamInstallation,
+    ViewerRole,
     parse_engagement_ref,
 )
 from core.policy import PolicyService
@@ -91,8 +96,10 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         intake: IntakeService | None = None,
         policy: PolicyService | None = None,
         send_privately: PrivateSender | None = None,
+        approvals: ApprovalService | None = None,
     ) -> None:
         super().__init__()
+        self._approvals_service = approvals
         self._intake_service = intake
         self._policy_service = policy
         # Sends a card to a user's personal chat (opening it if need be), outside the turn's
@@ -114,6 +121,12 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         if self._intake_service is None:
             raise RuntimeError("the intake needs an IntakeService")
         return self._intake_service
+
+    @property
+    def _approvals(self) -> ApprovalService:
+        if self._approvals_service is None:
+            raise RuntimeError("card decisions need an ApprovalService")
+        return self._approvals_service
 
     @property
     def _policy(self) -> PolicyService:
@@ -468,8 +481,13 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 return _card_response(text_card(texts.NO_IDENTITY, attention=True))
             if verb is not None and verb in INTAKE_VERBS:
                 return await self._intake_action(turn_context, actor, verb, data)
-            if verb in (verbs.APPROVE, verbs.REJECT, verbs.REFRESH):
-                return await self._engagement_action(turn_context, actor, verb, data)
+            automatic = _trigger(turn_context) == "automatic"
+            if verb in APPROVAL_VERBS:
+                return await self._engagement_action(
+                    turn_context, actor, verb, data, automatic=automatic
+                )
+            if verb == verbs.RESUBMIT and not automatic:
+                return await self._resubmit(turn_context, actor, data)
             if verb in LIFECYCLE_VERBS:
                 return await self._lifecycle_action(actor, verb, data)
             if verb == verbs.LIST_PAGE:
@@ -555,43 +573,130 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
                 draft=True,
             )
             return _card_response(card)
+        engagement = submission.engagement
         if submission.created:
             self._on_work_enqueued()
-        return _card_response(submitted_card(submission.engagement))
+            conversation = activity.conversation.id if activity.conversation else None
+            if activity.reply_to_id and conversation and engagement.id is not None:
+                # This card becomes the requester's live status: updated on every change.
+                await self._approvals.record_card(
+                    SentCard(
+                        engagement.id,
+                        CardKind.STATUS,
+                        actor.aad_id,
+                        MessageRef(conversation, activity.reply_to_id),
+                    )
+                )
+        card = approval_card(
+            engagement,
+            role=ViewerRole.REQUESTER,
+            message=texts.SUBMITTED_TITLE.format(ref=engagement.ref),
+            refresh_user_ids=[activity.from_property.id],
+        )
+        return _card_response(card)
 
     async def _engagement_action(
-        self, turn_context: TurnContext, actor: Actor, verb: str, data: Mapping[str, Any]
+        self,
+        turn_context: TurnContext,
+        actor: Actor,
+        verb: str,
+        data: Mapping[str, Any],
+        *,
+        automatic: bool,
     ) -> AdaptiveCardInvokeResponse:
+        """The approval card's verbs. Each viewer gets their own rendering (Universal Actions):
+        the decider live buttons, the requester the status and Cancel, anyone else involved a
+        summary; people not involved learn nothing. An automatic trigger (Teams refreshing the
+        card as it is shown) only ever renders: it never decides."""
         engagement_id = _engagement_id(data.get(verbs.ENGAGEMENT_ID))
         if engagement_id is None:
             return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
         refresh_ids = [turn_context.activity.from_property.id]
         tenant = tenant_id(turn_context.activity)
-        if verb == verbs.REFRESH:
-            engagement = await self._service.view(engagement_id, actor, tenant)
-            return _card_response(
-                approval_card(engagement, viewer_id=actor.aad_id, refresh_user_ids=refresh_ids)
-            )
+        approvals = self._approvals
+        if verb == verbs.REFRESH or automatic:
+            engagement = await self._service.get(engagement_id)
+            if not await self._may_see(engagement, actor, tenant):
+                await self._service.view(engagement_id, actor, tenant)  # audits, raises NotFound
+            role = await approvals.role_of(engagement, actor)
+            card = approval_card(engagement, role=role, refresh_user_ids=refresh_ids)
+            return _card_response(card)
+        comment = _text(data.get(verbs.REJECT_REASON))
         if verb == verbs.APPROVE:
-            outcome = await self._service.approve(engagement_id, actor)
-        else:
-            reason = data.get(verbs.REJECT_REASON)
-            outcome = await self._service.reject(
-                engagement_id, actor, reason if isinstance(reason, str) else ""
-            )
+            outcome = await approvals.approve(engagement_id, actor)
+        elif verb == verbs.REJECT:
+            outcome = await approvals.reject(engagement_id, actor, comment)
+        elif verb == verbs.REQUEST_CHANGES:
+            outcome = await approvals.request_changes(engagement_id, actor, comment)
+        elif verb == verbs.CANCEL_REQUEST:
+            outcome = await approvals.cancel(engagement_id, actor)
+        else:  # verbs.DELEGATE
+            who = _text(data.get(verbs.DELEGATE_TO))
+            outcome = await approvals.delegate(engagement_id, actor, who)
+        engagement = outcome.engagement
+        message = outcome.message
         if outcome.changed:
             self._on_work_enqueued()
-        elif not await self._service.may_view(outcome.engagement, actor, tenant):
+            if verb == verbs.DELEGATE:
+                message = texts.DELEGATED_TO.format(name=engagement.approver_name or "")
+        elif not await self._may_see(engagement, actor, tenant):
             # Refused, and not involved: say why, but show none of the engagement's facts.
-            return _card_response(text_card(outcome.message or "", attention=True))
-        return _card_response(
-            approval_card(
-                outcome.engagement,
-                viewer_id=actor.aad_id,
-                message=outcome.message,
-                refresh_user_ids=refresh_ids,
+            return _card_response(text_card(message or "", attention=True))
+        role = await approvals.role_of(engagement, actor)
+        card = approval_card(engagement, role=role, message=message, refresh_user_ids=refresh_ids)
+        return _card_response(card)
+
+    async def _may_see(self, engagement: Engagement, actor: Actor, tenant: str) -> bool:
+        if await self._service.may_view(engagement, actor, tenant):
+            return True
+        return engagement.tenant_id == tenant and await self._approvals.has_card(engagement, actor)
+
+    async def _resubmit(
+        self, turn_context: TurnContext, actor: Actor, data: Mapping[str, Any]
+    ) -> AdaptiveCardInvokeResponse:
+        """The requester's edited request, from the form sent back for changes."""
+        engagement_id = _engagement_id(data.get(verbs.ENGAGEMENT_ID))
+        if engagement_id is None:
+            return _card_response(text_card(texts.CARD_ACTION_UNKNOWN, attention=True))
+        activity = turn_context.activity
+        zone = _time_zone(activity)
+        values = {k: v for k, v in data.items() if isinstance(v, str)}
+
+        async def check(engagement: Engagement) -> Engagement:
+            return await self._intake.revise(actor, engagement, values, zone)
+
+        try:
+            outcome = await self._approvals.resubmit(engagement_id, actor, values, check)
+        except FieldErrors as invalid:
+            engagement = await self._service.get(engagement_id)
+            policy = await self._policy.current(engagement.tenant_id)
+            card = changes_requested_card(
+                engagement,
+                teams=await self._intake.teams(engagement.tenant_id),
+                today=self._intake.today(zone),
+                comment=engagement.decision_reason or "",
+                comment_by=engagement.decided_by_name
+                or engagement.approver_name
+                or texts.UNKNOWN_APPROVER,
+                errors=invalid.errors,
+                values=clean_values(values),
+                time_zone=resolve_zone(zone, self._config)[0],
+                justification_required=policy.justification_required,
             )
+            return _card_response(card)
+        engagement = outcome.engagement
+        if not outcome.changed:
+            if not await self._may_see(engagement, actor, tenant_id(activity)):
+                return _card_response(text_card(outcome.message or "", attention=True))
+            role = await self._approvals.role_of(engagement, actor)
+            card = approval_card(engagement, role=role, message=outcome.message)
+            return _card_response(card)
+        self._on_work_enqueued()
+        message = texts.RESUBMITTED.format(
+            ref=engagement.ref, approver=engagement.approver_name or texts.UNKNOWN_APPROVER
         )
+        card = approval_card(engagement, role=ViewerRole.REQUESTER, message=message)
+        return _card_response(card)
 
     async def _list_page(
         self, turn_context: TurnContext, actor: Actor, data: Mapping[str, Any]
@@ -695,6 +800,16 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
         return _card_response(text_card(message))
 
 
+APPROVAL_VERBS = frozenset(
+    {
+        verbs.APPROVE,
+        verbs.REJECT,
+        verbs.REQUEST_CHANGES,
+        verbs.CANCEL_REQUEST,
+        verbs.DELEGATE,
+        verbs.REFRESH,
+    }
+)
 INTAKE_VERBS = frozenset(
     {
         verbs.INTAKE_SUBMIT,
@@ -721,6 +836,13 @@ LIFECYCLE_VERBS = frozenset(
 def _text(value: object) -> str:
     # Inputs arrive as strings; anything else is tampering and counts as empty.
     return value[:ECHO_LIMIT] if isinstance(value, str) else ""
+
+
+def _trigger(turn_context: TurnContext) -> str:
+    """ "automatic" when Teams refreshes a card as it is shown, "manual" for a click."""
+    value = turn_context.activity.value
+    trigger = value.get("trigger") if isinstance(value, dict) else None
+    return trigger if isinstance(trigger, str) else "manual"
 
 
 def _time_zone(activity: Any) -> str | None:

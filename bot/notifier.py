@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import (
@@ -19,6 +20,7 @@ from botbuilder.schema import (
 )
 
 from cards.engagement import approval_card, notice_card
+from cards.intake import changes_requested_card
 from cards.lifecycle import (
     closing_note_card,
     end_reminder_card,
@@ -28,7 +30,7 @@ from cards.lifecycle import (
 from cards.welcome import welcome_card
 from core import texts
 from core.errors import NoConversation, PermanentDeliveryError, TransientDeliveryError
-from core.model import Engagement, MessageRef, Notice, UserConversation
+from core.model import Engagement, MessageRef, Notice, SentCard, UserConversation, ViewerRole
 from core.ports import Storage
 
 log = logging.getLogger(__name__)
@@ -72,15 +74,79 @@ class TeamsNotifier:
         # The program's "today", for cards that count days (in its time zone).
         self._today = today
 
-    async def send_approval_request(self, engagement: Engagement) -> MessageRef:
-        if engagement.approver_id is None:
+    async def send_approval_request(
+        self, engagement: Engagement, approver_id: str | None = None
+    ) -> MessageRef:
+        approver_id = approver_id or engagement.approver_id
+        if approver_id is None:
             raise NoConversation("(no approver)")
-        conversation = await self._user(engagement.approver_id)
+        conversation = await self._user(approver_id)
         card = approval_card(
-            engagement, viewer_id=engagement.approver_id, refresh_user_ids=[conversation.user_id]
+            engagement,
+            role=ViewerRole.APPROVER,
+            refresh_user_ids=await self._refresh_ids(engagement, conversation),
         )
         # The chat may have been opened just now, so the MessageRef comes from the send itself.
-        return await self._send(conversation, card, user_id=engagement.approver_id)
+        return await self._send(conversation, card, user_id=approver_id)
+
+    async def update_card(self, engagement: Engagement, card: SentCard, role: ViewerRole) -> None:
+        """updateActivity of a card sent earlier, rendered as `role` sees the engagement now."""
+        conversation = await self._user(card.user_id)
+        if not conversation.reference:
+            raise PermanentDeliveryError("no conversation reference to update the card in")
+        reference = ConversationReference().deserialize(conversation.reference)
+        reference.conversation.id = card.ref.conversation_id
+        rendered = approval_card(
+            engagement,
+            role=role,
+            refresh_user_ids=await self._refresh_ids(engagement, conversation),
+        )
+        failure: list[BaseException] = []
+
+        async def update(turn_context: TurnContext) -> None:
+            try:
+                activity = MessageFactory.attachment(CardFactory.adaptive_card(rendered))
+                activity.id = card.ref.activity_id
+                await turn_context.update_activity(activity)
+            except Exception as exc:
+                failure.append(exc)
+
+        async def run() -> None:
+            await self._adapter.continue_conversation(reference, update, self._bot_app_id)
+            if failure:
+                raise failure[0]
+
+        await self._deliver(run, user_id=card.user_id)
+
+    async def send_changes_requested(self, engagement: Engagement) -> MessageRef:
+        conversation = await self._user(engagement.requester_id)
+        async with self._storage.transaction() as tx:
+            teams = await tx.conversations.list_teams(engagement.tenant_id)
+            revisions = await tx.revisions.list_for_engagement(engagement.id or 0)
+        sent_back = next((r for r in reversed(revisions) if r.comment is not None), None)
+        zone = engagement.time_zone or None
+        today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date() if zone else self._today()
+        card = changes_requested_card(
+            engagement,
+            teams=teams,
+            today=today,
+            comment=(sent_back.comment if sent_back else engagement.decision_reason) or "",
+            comment_by=(sent_back.comment_by_name if sent_back else None)
+            or engagement.approver_name
+            or texts.UNKNOWN_APPROVER,
+            time_zone=zone,
+        )
+        return await self._send(conversation, card, user_id=engagement.requester_id)
+
+    async def _refresh_ids(self, engagement: Engagement, recipient: UserConversation) -> list[str]:
+        """Whose Teams client refreshes the card by itself (each sees their own view): the
+        person it is sent to, and the requester."""
+        ids = [recipient.user_id]
+        async with self._storage.transaction() as tx:
+            requester = await tx.conversations.get_user(engagement.requester_id)
+        if requester is not None and requester.user_id not in ids:
+            ids.append(requester.user_id)
+        return ids
 
     async def send_notice(
         self, user_id: str, engagement: Engagement, notice: Notice, detail: str | None = None

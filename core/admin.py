@@ -58,6 +58,7 @@ STATE_WORDS: dict[str, frozenset[EngagementState]] = {
     "open": frozenset(
         {
             EngagementState.PENDING_APPROVAL,
+            EngagementState.CHANGES_REQUESTED,
             EngagementState.PROVISIONING,
             EngagementState.PROVISIONING_FAILED,
         }

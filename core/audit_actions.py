@@ -57,3 +57,12 @@ INVITATION_RESEND_REQUESTED = "lifecycle.invitation_resend_requested"
 EXTENDED_BY_ADMIN = "lifecycle.extended_by_admin"
 # --- intake policy ---
 POLICY_CHANGED = "policy.changed"
+# --- approvals ---
+STAGE_APPROVED = "engagement.stage_approved"
+CHANGES_REQUESTED = "engagement.changes_requested"
+ENGAGEMENT_RESUBMITTED = "engagement.resubmitted"
+ENGAGEMENT_CANCELLED = "engagement.cancelled"
+ENGAGEMENT_EXPIRED = "engagement.expired"
+APPROVAL_DELEGATED = "approval.delegated"
+APPROVAL_REMINDED = "approval.reminded"
+APPROVAL_ESCALATED = "approval.escalated"

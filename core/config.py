@@ -33,6 +33,14 @@ class ProgramConfig:
     # and again every as many days, at most this often.
     invitation_nudge_days: int = 3
     invitation_nudge_limit: int = 3
+    # --- approvals ---
+    # Remind whoever decides after this many hours, again as often up to the limit; escalate
+    # a first stage to the approver's manager after the escalation hours; expire the request
+    # after the expiry hours (counted from when the stage began).
+    approval_reminder_hours: float = 24
+    approval_reminder_limit: int = 3
+    approval_escalation_hours: float = 72
+    approval_expiry_hours: float = 168
 
     def zone(self, time_zone: str | None = None) -> ZoneInfo:
         """`time_zone` (an engagement's, set at intake from the requester's) or the program's."""

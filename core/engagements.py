@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -38,24 +37,12 @@ from core.model import (
 )
 from core.ports import Storage, Transaction
 
-
-@dataclass(frozen=True)
-class DecisionOutcome:
-    """The engagement as stored after the attempt, and a message for the clicker if the
-    attempt changed nothing (already decided, not theirs, missing reason)."""
-
-    engagement: Engagement
-    message: str | None = None
-    changed: bool = False
-
-
 T = TypeVar("T")
 
 DECISION_ATTEMPTS = 5
 # The memo is per process; replicas each re-check a user at most every SEEN_MEMO_TTL.
 SEEN_MEMO_TTL = timedelta(minutes=10)
 SEEN_MEMO_SIZE = 10_000
-MAX_REASON_LENGTH = 500
 
 
 class EngagementService:
@@ -125,86 +112,6 @@ class EngagementService:
     async def team_for_thread(self, team_thread_id: str) -> TeamInstallation | None:
         async with self._storage.transaction() as tx:
             return await tx.conversations.get_team_by_thread(team_thread_id)
-
-    # --- decisions --------------------------------------------------------------------------
-
-    async def approve(self, engagement_id: int, actor: Actor) -> DecisionOutcome:
-        return await self._decide(engagement_id, actor, approve=True, reason=None)
-
-    async def reject(self, engagement_id: int, actor: Actor, reason: str) -> DecisionOutcome:
-        reason = reason.strip()
-        if len(reason) > MAX_REASON_LENGTH:
-            engagement = await self.get(engagement_id)
-            return DecisionOutcome(
-                engagement, texts.REJECT_REASON_TOO_LONG.format(max=MAX_REASON_LENGTH)
-            )
-        return await self._decide(engagement_id, actor, approve=False, reason=reason)
-
-    async def _decide(
-        self, engagement_id: int, actor: Actor, *, approve: bool, reason: str | None
-    ) -> DecisionOutcome:
-        # Writes that are not decisions (the worker recording the approval card, say) also bump
-        # the version. Losing to one of those must not refuse the decision, so re-read and
-        # decide again; a concurrent *decision* is then caught by the refusal check.
-        outcome = await self._until_no_conflict(
-            lambda: self._try_decide(engagement_id, actor, approve=approve, reason=reason)
-        )
-        if outcome is None:
-            engagement = await self.get(engagement_id)
-            return DecisionOutcome(engagement, texts.DECISION_BUSY.format(ref=engagement.ref))
-        return outcome
-
-    async def _try_decide(
-        self, engagement_id: int, actor: Actor, *, approve: bool, reason: str | None
-    ) -> DecisionOutcome:
-        now = self._clock.now()
-        async with self._storage.transaction() as tx:
-            engagement = await self._get(tx, engagement_id)
-            refusal = self._decision_refusal(engagement, actor)
-            if refusal is None and not approve and not reason:
-                return DecisionOutcome(engagement, texts.REJECT_REASON_REQUIRED)
-            if refusal is not None:
-                await self._audit(
-                    tx, actor, A.DECISION_REFUSED, engagement_id, AuditOutcome.REFUSED, refusal
-                )
-                await tx.commit()
-                return DecisionOutcome(engagement, refusal)
-
-            engagement.transition(
-                EngagementState.PROVISIONING if approve else EngagementState.REJECTED, now
-            )
-            engagement.decided_by_id = actor.aad_id
-            engagement.decided_by_name = actor.name
-            engagement.decided_at = now
-            engagement.decision_reason = reason
-            engagement = await tx.engagements.update(engagement)  # compare-and-set
-            if approve:
-                await tx.jobs.enqueue(provision_job(engagement))
-                await enqueue_notice(tx, engagement, engagement.requester_id, Notice.APPROVED)
-            else:
-                await enqueue_notice(tx, engagement, engagement.requester_id, Notice.REJECTED)
-            action = A.ENGAGEMENT_APPROVED if approve else A.ENGAGEMENT_REJECTED
-            await self._audit(tx, actor, action, engagement_id, detail=reason or "")
-            await tx.commit()
-        return DecisionOutcome(engagement, changed=True)
-
-    def _decision_refusal(self, engagement: Engagement, actor: Actor) -> str | None:
-        if engagement.state is not EngagementState.PENDING_APPROVAL:
-            if engagement.decided_by_name:
-                verb = (
-                    texts.DECIDED_VERB_REJECTED
-                    if engagement.state is EngagementState.REJECTED
-                    else texts.DECIDED_VERB_APPROVED
-                )
-                return texts.ALREADY_DECIDED.format(state=verb, name=engagement.decided_by_name)
-            return texts.NOT_PENDING.format(
-                ref=engagement.ref, state=texts.STATE_LABELS[engagement.state.value]
-            )
-        if engagement.approver_id is None or engagement.approver_id != actor.aad_id:
-            return texts.NOT_YOUR_DECISION.format(
-                approver=engagement.approver_name or texts.UNKNOWN_APPROVER, ref=engagement.ref
-            )
-        return None
 
     # --- reads ------------------------------------------------------------------------------
 

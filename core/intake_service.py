@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import audit_actions as A
 from core import texts
+from core.approvals import needs_second_stage
 from core.channel_names import MAX_CHANNEL_NAME, suggest_channel_name
 from core.clock import Clock
 from core.config import ProgramConfig
@@ -58,15 +59,17 @@ PREFLIGHT_TIMEOUT_S = 10.0
 DUPLICATE_BLOCKING_STATES = frozenset(
     {
         EngagementState.PENDING_APPROVAL,
+        EngagementState.CHANGES_REQUESTED,
         EngagementState.PROVISIONING,
         EngagementState.PROVISIONING_FAILED,
         EngagementState.ACTIVE,
     }
 )
-# Engagements whose channel name is taken in their team (rejected ones never made a channel).
-CHANNEL_NAME_HOLDING_STATES = tuple(
-    s for s in EngagementState if s is not EngagementState.REJECTED
+# Engagements whose channel name is taken in their team (the others never made a channel).
+NEVER_MADE_A_CHANNEL = frozenset(
+    {EngagementState.REJECTED, EngagementState.CANCELLED, EngagementState.EXPIRED}
 )
+CHANNEL_NAME_HOLDING_STATES = tuple(s for s in EngagementState if s not in NEVER_MADE_A_CHANNEL)
 
 
 class NoDraft(DomainError):
@@ -114,6 +117,7 @@ class _Checked:
     form: IntakeForm
     team: TeamInstallation
     notes: tuple[str, ...]
+    policy: TenantPolicy
 
 
 def resolve_zone(time_zone: str | None, config: ProgramConfig) -> tuple[str, bool]:
@@ -314,6 +318,7 @@ class IntakeService:
                     budget=form.budget,
                     hours=form.hours,
                     time_zone=resolve_zone(draft.time_zone, self._config)[0],
+                    **_stages(checked),
                 )
             )
             await tx.jobs.enqueue(route_approval_job(engagement))
@@ -322,6 +327,43 @@ class IntakeService:
             await tx.commit()
         return engagement
 
+    # --- a request sent back for changes ----------------------------------------------------
+
+    async def revise(
+        self,
+        actor: Actor,
+        engagement: Engagement,
+        values: Mapping[str, Any],
+        time_zone: str | None,
+    ) -> Engagement:
+        """The engagement with the requester's edited content, checked like a new request
+        (form, policy, pre-flight; its own name and freelancer conflict with nothing). Raises
+        FieldErrors; stores nothing (core.approvals.resubmit does, with a compare-and-set)."""
+        cleaned = clean_values(values)
+        checked = await self._check(
+            actor, engagement.tenant_id, cleaned, time_zone, revising=engagement.id
+        )
+        form = checked.form
+        return replace(
+            engagement,
+            project_title=form.project_title,
+            description=form.description,
+            justification=form.justification,
+            freelancer_name=form.freelancer_name,
+            freelancer_email=str(form.freelancer_email).lower(),
+            freelancer_org=form.freelancer_org,
+            profile_url=form.profile_url,
+            start_date=form.start_date,
+            end_date=form.end_date,
+            data_classification=form.data_classification,
+            budget=form.budget,
+            hours=form.hours,
+            team_id=form.team_id,
+            team_name=checked.team.name,
+            channel_name=form.channel_name,
+            **_stages(checked),
+        )
+
     async def _by_submission_key(self, submission_key: str) -> Engagement | None:
         async with self._storage.transaction() as tx:
             return await tx.engagements.get_by_submission_key(submission_key)
@@ -329,10 +371,17 @@ class IntakeService:
     # --- the checks ---------------------------------------------------------------------------
 
     async def _check(
-        self, actor: Actor, tenant_id: str, values: Mapping[str, Any], time_zone: str | None
+        self,
+        actor: Actor,
+        tenant_id: str,
+        values: Mapping[str, Any],
+        time_zone: str | None,
+        *,
+        revising: int | None = None,
     ) -> _Checked:
         """The form's rules and the tenant's policy, then our records, then Microsoft 365.
-        Raises FieldErrors with every problem found at the stage that found one."""
+        Raises FieldErrors with every problem found at the stage that found one. `revising`:
+        the engagement being changed, which conflicts with nothing of its own."""
         async with self._storage.transaction() as tx:
             teams = {t.aad_group_id: t for t in await tx.conversations.list_teams(tenant_id)}
             policy = await policy_in(tx, tenant_id, self._config)
@@ -342,14 +391,14 @@ class IntakeService:
                 allowed_team_ids=set(teams),
                 policy=policy,
             )
-            errors = await self._database_conflicts(tx, form, tenant_id)
+            errors = await self._database_conflicts(tx, form, tenant_id, revising)
         team = teams[form.team_id]
         graph_errors, notes = await self._graph_preflight(actor, form, team, policy)
         for field, message in graph_errors.items():
             errors.setdefault(field, message)
         if errors:
             raise FieldErrors(errors)
-        return _Checked(form, team, notes)
+        return _Checked(form, team, notes, policy)
 
     async def _check_draft(self, actor: Actor, tenant_id: str, draft: IntakeDraft) -> _Checked:
         """`_check` of a stored draft; a draft that fails is no longer previewed, so none of
@@ -363,13 +412,14 @@ class IntakeService:
             raise
 
     async def _database_conflicts(
-        self, tx: Transaction, form: IntakeForm, tenant_id: str
+        self, tx: Transaction, form: IntakeForm, tenant_id: str, revising: int | None = None
     ) -> dict[str, str]:
         errors: dict[str, str] = {}
         email = str(form.freelancer_email)
         for other in await tx.engagements.list_for_guest(None, email):
             if (
-                other.tenant_id == tenant_id
+                other.id != revising
+                and other.tenant_id == tenant_id
                 and other.team_id == form.team_id
                 and other.state in DUPLICATE_BLOCKING_STATES
             ):
@@ -384,7 +434,7 @@ class IntakeService:
         same_name = await tx.engagements.find_by_channel_name(
             form.team_id, form.channel_name, states=CHANNEL_NAME_HOLDING_STATES
         )
-        if same_name is not None:
+        if same_name is not None and same_name.id != revising:
             errors[FIELD_CHANNEL_NAME] = texts.ERR_CHANNEL_IN_USE.format(ref=same_name.ref)
         return errors
 
@@ -504,3 +554,12 @@ class IntakeService:
                 await tx.drafts.prune(now - DRAFT_TTL)
             await tx.commit()
         return saved
+
+
+def _stages(checked: _Checked) -> dict[str, Any]:
+    """The approval stages the tenant's policy asks of this request."""
+    form, policy = checked.form, checked.policy
+    days = (form.end_date - form.start_date).days
+    if needs_second_stage(policy, form.data_classification, days):
+        return {"stages": 2, "second_stage_group_id": policy.second_stage_group_id}
+    return {"stages": 1, "second_stage_group_id": None}

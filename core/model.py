@@ -22,13 +22,28 @@ class EngagementState(enum.StrEnum):
     OFFBOARDING = "offboarding"
     OFFBOARDING_FAILED = "offboarding_failed"
     ENDED = "ended"
+    # --- approvals (issue 4) ---
+    # The approver sent the request back: the requester edits and resubmits it.
+    CHANGES_REQUESTED = "changes_requested"
+    CANCELLED = "cancelled"  # by the requester, before a decision
+    EXPIRED = "expired"  # nobody decided in time
 
 
-# Later issues add states (changes requested, cancelled, expired) here only.
 TRANSITIONS: dict[EngagementState, frozenset[EngagementState]] = {
     EngagementState.PENDING_APPROVAL: frozenset(
-        {EngagementState.PROVISIONING, EngagementState.REJECTED}
+        {
+            EngagementState.PROVISIONING,
+            EngagementState.REJECTED,
+            EngagementState.CHANGES_REQUESTED,
+            EngagementState.CANCELLED,
+            EngagementState.EXPIRED,
+        }
     ),
+    EngagementState.CHANGES_REQUESTED: frozenset(
+        {EngagementState.PENDING_APPROVAL, EngagementState.CANCELLED, EngagementState.EXPIRED}
+    ),
+    EngagementState.CANCELLED: frozenset(),
+    EngagementState.EXPIRED: frozenset(),
     EngagementState.PROVISIONING: frozenset(
         {EngagementState.ACTIVE, EngagementState.PROVISIONING_FAILED}
     ),
@@ -182,6 +197,19 @@ class Engagement:
     # The requester's IANA time zone at submission: the dates are calendar days there, so the
     # end of access (and the reminders) fall at midnight there. None: the program's zone.
     time_zone: str | None = None
+    # --- approvals (issue 4) ---
+    # The stage waiting for a decision (1: the approver; 2: any member of
+    # `second_stage_group_id`), and how many the request needs.
+    approval_stage: int = 1
+    stages: int = 1
+    second_stage_group_id: str | None = None
+    # When the current stage got its approver: reminders, escalation and expiry count from it.
+    stage_started_at: datetime | None = None
+    approval_reminders: int = 0  # sent in the current stage
+    escalated: bool = False  # the current stage went to the approver's manager
+    # The request's content version: 1 at submission, +1 at each resubmission after changes
+    # were requested (the versions and comments are kept as revisions).
+    revision: int = 1
 
     @property
     def ref(self) -> str:
@@ -255,6 +283,46 @@ class PolicySetting:
     updated_at: datetime
 
 
+class ViewerRole(enum.StrEnum):
+    """How a person sees an engagement's approval card (Universal Actions: each viewer gets
+    their own rendering)."""
+
+    APPROVER = "approver"  # decides the current stage: live buttons
+    REQUESTER = "requester"  # the status, and Cancel while nobody decided
+    OTHER = "other"  # a read-only summary
+
+
+class CardKind(enum.StrEnum):
+    """Which card about an engagement a sent message holds (so it can be re-rendered)."""
+
+    APPROVAL = "approval"  # the approval card, in an approver's chat
+    STATUS = "status"  # the requester's submitted card, live with Cancel
+
+
+@dataclass(frozen=True)
+class SentCard:
+    """A card the bot sent about an engagement: updated (updateActivity) on every change."""
+
+    engagement_id: int
+    kind: CardKind
+    user_id: str  # the Entra id of the person it was sent to
+    ref: MessageRef
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One version of a request: the form's values, and the approver's comment that sent it
+    back for changes (None for the version still under review)."""
+
+    engagement_id: int
+    number: int
+    values: dict[str, str]
+    created_at: datetime
+    comment: str | None = None
+    comment_by_id: str | None = None
+    comment_by_name: str | None = None
+
+
 class AuditOutcome(enum.StrEnum):
     OK = "ok"
     REFUSED = "refused"
@@ -285,6 +353,13 @@ class JobKind(enum.StrEnum):
     CHECK_INVITATION = "check_invitation"
     RESEND_INVITATION = "resend_invitation"  # payload: user_id (who asked)
     DELETE_GUEST = "delete_guest"  # payload: guest_user_id
+    # --- approvals (issue 4); payload: stage, revision (a timer of an earlier stage or
+    # revision does nothing) ---
+    APPROVAL_REMINDER = "approval_reminder"  # payload also: number
+    APPROVAL_ESCALATION = "approval_escalation"
+    APPROVAL_EXPIRY = "approval_expiry"
+    UPDATE_CARDS = "update_cards"  # re-render every card sent about the engagement
+    SEND_CHANGES_REQUESTED = "send_changes_requested"  # the form back to the requester
 
 
 class JobStatus(enum.StrEnum):
@@ -344,3 +419,10 @@ class Notice(enum.StrEnum):
     INVITATION_RESENT = "invitation_resent"
     # --- administration ---
     EXTENDED_BY_ADMIN = "extended_by_admin"  # the job's detail is the admin's name
+    # --- approvals ---
+    CANCELLED = "cancelled"  # to the approver
+    EXPIRED = "expired"  # to the requester and the approver
+    APPROVAL_REMINDER = "approval_reminder"  # to the approver
+    ESCALATED = "escalated"  # to the requester and the former approver; detail: new approver
+    DELEGATED = "delegated"  # to the requester; detail: the new approver
+    STAGE_APPROVED = "stage_approved"  # to the requester: stage 1 done, stage 2 next

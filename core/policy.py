@@ -76,6 +76,8 @@ class PolicyKey(enum.StrEnum):
     CHANNEL_PREFIX = "channel_prefix"
     JUSTIFICATION_REQUIRED = "justification_required"
     DEFAULT_APPROVER = "default_approver"
+    SECOND_STAGE_GROUP = "second_stage_group"
+    SECOND_STAGE_DAYS = "second_stage_days"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ class TenantPolicy:
     justification_required: bool = True
     default_approver_id: str | None = None
     default_approver_name: str | None = None
+    # A second approval stage by any member of this Entra group, for confidential data or an
+    # engagement longer than `second_stage_days` (None: confidential data only).
+    second_stage_group_id: str | None = None
+    second_stage_days: int | None = None
 
     def email_domain_problem(self, email: str) -> str | None:
         """Why the policy refuses a freelancer with this e-mail address, or None."""
@@ -149,6 +155,12 @@ def policy_from_settings(settings: Sequence[PolicySetting], config: ProgramConfi
         elif key is PolicyKey.CHANNEL_PREFIX:
             if isinstance(value, str):
                 values[key.value] = value
+        elif key is PolicyKey.SECOND_STAGE_GROUP:
+            if isinstance(value, str):
+                values["second_stage_group_id"] = value
+        elif key is PolicyKey.SECOND_STAGE_DAYS:
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+                values["second_stage_days"] = value
         elif isinstance(value, dict) and isinstance(value.get("id"), str):
             values["default_approver_id"] = value["id"]
             values["default_approver_name"] = str(value.get("name") or "")
@@ -218,6 +230,24 @@ def parse_prefix(raw: str) -> str:
     return prefix
 
 
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def parse_group(raw: str) -> str | None:
+    """An Entra group's object id (a GUID, any case); `none` turns the second stage off."""
+    word = unquote(raw).strip().lower()
+    if word in _NONE_WORDS:
+        return None
+    if not _GUID.match(word):
+        raise InvalidInput(texts.POLICY_BAD_GROUP.format(word=word[:100]))
+    return word
+
+
+def parse_optional_days(raw: str) -> int | None:
+    word = unquote(raw).strip().lower()
+    return None if word in _NONE_WORDS else parse_days(word)
+
+
 # Keys whose value is typed (not looked up in Graph): key -> parser of the admin's text.
 _PARSERS: dict[PolicyKey, Callable[[str], Any]] = {
     PolicyKey.ALLOWED_DOMAINS: parse_domains,
@@ -226,6 +256,8 @@ _PARSERS: dict[PolicyKey, Callable[[str], Any]] = {
     PolicyKey.MAX_ENGAGEMENT_DAYS: parse_days,
     PolicyKey.CHANNEL_PREFIX: parse_prefix,
     PolicyKey.JUSTIFICATION_REQUIRED: parse_switch,
+    PolicyKey.SECOND_STAGE_GROUP: parse_group,
+    PolicyKey.SECOND_STAGE_DAYS: parse_optional_days,
 }
 
 
@@ -260,6 +292,12 @@ def shown_value(key: PolicyKey, policy: TenantPolicy) -> str:
             if policy.default_approver_id is None:
                 return texts.POLICY_NONE
             return policy.default_approver_name or policy.default_approver_id
+        case PolicyKey.SECOND_STAGE_GROUP:
+            return policy.second_stage_group_id or texts.POLICY_NONE
+        case PolicyKey.SECOND_STAGE_DAYS:
+            if policy.second_stage_days is None:
+                return texts.POLICY_CONFIDENTIAL_ONLY
+            return texts.POLICY_DAYS.format(days=policy.second_stage_days)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,11 @@ from core.model import (
     NewJob,
     Notice,
     PolicySetting,
+    Revision,
+    SentCard,
     TeamInstallation,
     UserConversation,
+    ViewerRole,
 )
 
 # --- Storage ---------------------------------------------------------------------------------
@@ -220,6 +223,30 @@ class DraftRepository(Protocol):
         ...
 
 
+class CardRepository(Protocol):
+    """The cards sent about each engagement (to update them when its state changes)."""
+
+    async def add(self, card: SentCard) -> None:
+        """Record a sent card; the same message recorded again is not a second card."""
+        ...
+
+    async def list_for_engagement(self, engagement_id: int) -> Sequence[SentCard]:
+        """Oldest first."""
+        ...
+
+
+class RevisionRepository(Protocol):
+    """The versions of a request and the comments that sent them back."""
+
+    async def add(self, revision: Revision) -> None:
+        """Insert; (engagement_id, number) is unique."""
+        ...
+
+    async def list_for_engagement(self, engagement_id: int) -> Sequence[Revision]:
+        """By number."""
+        ...
+
+
 class JobQueue(Protocol):
     async def enqueue(self, job: NewJob) -> int:
         """Add a job in the caller's transaction; it becomes visible to workers on commit.
@@ -239,6 +266,8 @@ class Transaction(Protocol):
     activities: HandledActivities
     policies: PolicyRepository
     drafts: DraftRepository
+    cards: CardRepository
+    revisions: RevisionRepository
 
     async def commit(self) -> None: ...
 
@@ -407,6 +436,12 @@ class Directory(Protocol):
         (POST /users/{id}/checkMemberGroups). An unknown user is a member of none."""
         ...
 
+    async def list_group_members(self, group_id: str, *, limit: int = 100) -> list[DirectoryUser]:
+        """The enabled member users of an Entra group, nested groups included (GET
+        /groups/{id}/transitiveMembers/microsoft.graph.user), at most `limit`. An unknown group
+        has none."""
+        ...
+
 
 # --- Notifier (Teams, through the Bot Connector) -------------------------------------------------
 
@@ -415,8 +450,21 @@ class Notifier(Protocol):
     """Messages the bot sends outside a turn. Raises NoConversation when the user has no chat
     with the bot; TransientDeliveryError / PermanentDeliveryError when the connector fails."""
 
-    async def send_approval_request(self, engagement: Engagement) -> MessageRef:
-        """The approval card, in the approver's personal chat."""
+    async def send_approval_request(
+        self, engagement: Engagement, approver_id: str | None = None
+    ) -> MessageRef:
+        """The approval card, in the personal chat of `approver_id` (a member of the
+        second-stage group), or of the engagement's approver."""
+        ...
+
+    async def update_card(self, engagement: Engagement, card: SentCard, role: ViewerRole) -> None:
+        """Re-render a sent card (updateActivity) as `role` sees the engagement now. A message
+        that is gone raises PermanentDeliveryError."""
+        ...
+
+    async def send_changes_requested(self, engagement: Engagement) -> MessageRef:
+        """The intake form, prefilled with the request, back in the requester's chat, with the
+        approver's comment; its Submit resubmits the engagement."""
         ...
 
     async def send_notice(

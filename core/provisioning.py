@@ -12,6 +12,7 @@ import logging
 
 from core import audit_actions as A
 from core import texts
+from core.approvals import MAX_STAGE_MEMBERS, ApprovalHandlers, approval_timer_jobs
 from core.clock import Clock
 from core.config import ProgramConfig
 from core.engagements import (
@@ -33,17 +34,29 @@ from core.errors import (
 from core.lifecycle import LifecycleHandlers, end_job, invitation_check_job, schedule_end
 from core.model import (
     AuditOutcome,
+    CardKind,
     Engagement,
     EngagementState,
     Job,
     JobKind,
+    MessageRef,
     Notice,
+    SentCard,
 )
 from core.policy import policy_in
-from core.ports import Directory, Notifier, Storage, Transaction
+from core.ports import Directory, DirectoryUser, Notifier, Storage, Transaction
 
 log = logging.getLogger(__name__)
 
+APPROVAL_JOBS = frozenset(
+    {
+        JobKind.APPROVAL_REMINDER,
+        JobKind.APPROVAL_ESCALATION,
+        JobKind.APPROVAL_EXPIRY,
+        JobKind.UPDATE_CARDS,
+        JobKind.SEND_CHANGES_REQUESTED,
+    }
+)
 # Recorded instead of a message id when the welcome could not be posted (see _post_welcome).
 WELCOME_NOT_POSTED = ""
 # Recorded instead of the sponsor's id when Graph refused to record the sponsor.
@@ -68,6 +81,7 @@ class JobHandlers:
         self._clock = clock
         self._config = config
         self.lifecycle = LifecycleHandlers(storage, directory, notifier, clock, config)
+        self.approvals = ApprovalHandlers(storage, directory, notifier, clock, config)
 
     async def run(self, job: Job) -> None:
         if job.engagement_id is None:
@@ -84,6 +98,8 @@ class JobHandlers:
                 Notice(job.payload["notice"]),
                 detail=str(detail) if detail is not None else None,
             )
+        elif job.kind in APPROVAL_JOBS:
+            await self.approvals.run(job, job.engagement_id)
         else:
             await self.lifecycle.run(job, job.engagement_id)
 
@@ -106,17 +122,18 @@ class JobHandlers:
     # --- approval routing -------------------------------------------------------------------
 
     async def route_approval(self, engagement_id: int) -> None:
+        """Name the stage's approver (stage 1) and send the approval card: to the approver, or
+        in stage 2 to the review group's members. The first naming starts the stage's
+        timers. Nobody ever gets the card for their own request."""
         engagement = await self._load(engagement_id)
         if engagement.state is not EngagementState.PENDING_APPROVAL:
             return
+        if engagement.approval_stage > 1:
+            await self._route_to_group(engagement)
+            return
         if engagement.approver_id is None:
-            approver = await self._directory.get_manager(engagement.requester_id)
-            if approver is None:
-                # The tenant's policy names the default approver; else the deployment does.
-                async with self._storage.transaction() as tx:
-                    policy = await policy_in(tx, engagement.tenant_id, self._config)
-                if policy.default_approver_id:
-                    approver = await self._directory.get_user(policy.default_approver_id)
+            approver = await self._approver_for(engagement)
+            now = self._clock.now()
             async with self._storage.transaction() as tx:
                 engagement = await self._reload(tx, engagement_id)
                 if approver is None:
@@ -137,7 +154,10 @@ class JobHandlers:
                     return
                 engagement.approver_id = approver.id
                 engagement.approver_name = approver.display_name
+                engagement.stage_started_at = now
                 engagement = await tx.engagements.update(engagement)
+                for job in approval_timer_jobs(engagement, self._config, now):
+                    await tx.jobs.enqueue(job)
                 await self._audit(
                     tx,
                     A.APPROVAL_ROUTED,
@@ -169,12 +189,74 @@ class JobHandlers:
                     await tx.commit()
             # Not an error: the card goes out when the approver installs the app.
             return
+        assert engagement.approver_id is not None
         async with self._storage.transaction() as tx:
             engagement = await self._reload(tx, engagement_id)
             engagement.approval_message = message
             await tx.engagements.update(engagement)
+            await tx.cards.add(
+                SentCard(engagement_id, CardKind.APPROVAL, engagement.approver_id or "", message)
+            )
             await enqueue_notice(tx, engagement, engagement.requester_id, Notice.SENT_FOR_APPROVAL)
             await self._audit(tx, A.APPROVAL_CARD_SENT, engagement_id)
+            await tx.commit()
+
+    async def _approver_for(self, engagement: Engagement) -> DirectoryUser | None:
+        """The requester's manager, else the tenant's (or the deployment's) default approver;
+        never the requester (no self-approval): when the default approver is the requester,
+        their manager is asked, which is nobody here."""
+        requester = engagement.requester_id
+        manager = await self._directory.get_manager(requester)
+        if manager is not None and manager.id != requester:
+            return manager
+        async with self._storage.transaction() as tx:
+            policy = await policy_in(tx, engagement.tenant_id, self._config)
+        if not policy.default_approver_id or policy.default_approver_id == requester:
+            return None
+        return await self._directory.get_user(policy.default_approver_id)
+
+    async def _route_to_group(self, engagement: Engagement) -> None:
+        """Stage 2: the card to each member of the review group who has a chat with the bot
+        (not the requester, not the stage-1 approver). A crash midway may send a member the
+        card twice; every copy is recorded and kept up to date."""
+        engagement_id = engagement.id or 0
+        if engagement.approval_message is not None or engagement.second_stage_group_id is None:
+            return
+        members = await self._directory.list_group_members(
+            engagement.second_stage_group_id, limit=MAX_STAGE_MEMBERS
+        )
+        sent: list[tuple[str, MessageRef]] = []
+        for member in members:
+            if member.id in (engagement.requester_id, engagement.approver_id):
+                continue
+            try:
+                ref = await self._notifier.send_approval_request(engagement, member.id)
+            except NoConversation:
+                continue
+            sent.append((member.id, ref))
+        async with self._storage.transaction() as tx:
+            engagement = await self._reload(tx, engagement_id)
+            for member_id, ref in sent:
+                await tx.cards.add(SentCard(engagement_id, CardKind.APPROVAL, member_id, ref))
+            if sent:
+                engagement.approval_message = sent[0][1]
+                await tx.engagements.update(engagement)
+                await self._audit(
+                    tx, A.APPROVAL_CARD_SENT, engagement_id, detail=f"stage 2: {len(sent)}"
+                )
+            elif not engagement.approver_missing_notified:
+                engagement.approver_missing_notified = True
+                await tx.engagements.update(engagement)
+                await enqueue_notice(
+                    tx, engagement, engagement.requester_id, Notice.APPROVER_NOT_INSTALLED
+                )
+                await self._audit(
+                    tx,
+                    A.APPROVAL_CARD_UNDELIVERABLE,
+                    engagement_id,
+                    AuditOutcome.FAILED,
+                    "stage 2: no member of the review group has a chat with the bot",
+                )
             await tx.commit()
 
     async def _fail_routing(self, engagement_id: int, reason: str) -> None:

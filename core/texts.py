@@ -207,6 +207,9 @@ POLICY_KEY_HELP = {
     "channel_prefix": "Put in front of every new channel name (quote it to keep spaces)",
     "justification_required": "Whether the business justification must be filled in (on/off)",
     "default_approver": "Who approves when the requester has no manager (e-mail or UPN)",
+    "second_stage_group": "Entra group (object id) whose members approve in a second stage",
+    "second_stage_days": "Second stage also for engagements longer than this; none: only "
+    "confidential data",
 }
 POLICY_UNKNOWN_KEY = 'There is no policy key "{key}". The keys are: {keys}.'
 POLICY_VALUE_MISSING = "Give a value: /policy set {key} VALUE."
@@ -217,6 +220,10 @@ POLICY_BAD_SWITCH = "Use on or off. Nothing was changed."
 POLICY_BAD_DAYS = "Give a whole number of days from 1 to {max}. Nothing was changed."
 POLICY_PREFIX_TOO_LONG = "A channel prefix can have at most {max} characters. Nothing was changed."
 POLICY_BAD_PREFIX = "That prefix can't start a channel name: {problem} Nothing was changed."
+POLICY_BAD_GROUP = (
+    '"{word}" is not an Entra group object id (like 6f1c...-...). Nothing was changed.'
+)
+POLICY_CONFIDENTIAL_ONLY = "confidential data only"
 POLICY_APPROVER_UNKNOWN = "I found nobody called {who} in your directory. Nothing was changed."
 POLICY_APPROVER_GUEST = (
     "{who} is a guest in your directory; approvers must be members. Nothing was changed."
@@ -237,6 +244,9 @@ STATE_LABELS = {
     "offboarding": "Ending, removing access",
     "offboarding_failed": "Removing access failed",
     "ended": "Ended",
+    "changes_requested": "Sent back for changes",
+    "cancelled": "Cancelled",
+    "expired": "Expired without a decision",
 }
 SUBMITTED_TITLE = "Request {ref} submitted"
 SUBMITTED_BODY = "I'm sending it to your approver now. I'll tell you when they decide."
@@ -257,6 +267,68 @@ DECISION_BUSY = (
     "{ref} is being updated by someone else right now. Nothing was changed; please try again."
 )
 NOT_PENDING = "{ref} is not waiting for a decision any more ({state})."
+# --- approvals (issue 4) ---
+REQUEST_CHANGES = "Request changes"
+CANCEL_REQUEST = "Cancel request"
+DELEGATE = "Reassign"
+DECISION_COMMENT_LABEL = "Reason or comment (required to reject or request changes)"
+DELEGATE_TO_LABEL = "Reassign to (e-mail)"
+DELEGATE_TO_PLACEHOLDER = "colleague@contoso.com"
+DECIDED_VERB_CANCELLED = "cancelled"
+DECISION_TEXT_TOO_LONG = "Please keep it under {max} characters. Nothing was changed."
+CHANGES_COMMENT_REQUIRED = "Please say what should change."
+CANCEL_NOT_YOURS = "Only the requester can cancel {ref}. Nothing was changed."
+NO_SELF_APPROVAL = "You asked for {ref}, so you can't decide on it. Nothing was changed."
+DELEGATE_STAGE_TWO = (
+    "{ref} waits for its second stage, which any member of the group may decide: there is no "
+    "one to reassign it from. Nothing was changed."
+)
+STAGE_ONE_DONE = (
+    "You approved the first stage of {ref}; the second stage is for the review group. Nothing "
+    "was changed."
+)
+NOT_IN_STAGE_GROUP = (
+    "{ref} waits for its second stage, which only members of the review group can decide. "
+    "Nothing was changed."
+)
+STAGE_CHECK_UNAVAILABLE = (
+    "I couldn't check with Microsoft 365 who may decide just now. Nothing was changed: try "
+    "again in a minute."
+)
+DELEGATE_WHO_REQUIRED = "Enter the e-mail address of the person to reassign it to."
+DELEGATE_LOOKUP_UNAVAILABLE = (
+    "I couldn't look that person up in Microsoft 365 just now. Nothing was changed: try again "
+    "in a minute."
+)
+DELEGATE_UNKNOWN = "I found nobody called {who} in your directory. Nothing was changed."
+DELEGATE_GUEST = (
+    "{who} is a guest in your directory; approvers must be members. Nothing was changed."
+)
+DELEGATE_DISABLED = "{who}'s account is switched off. Nothing was changed."
+DELEGATE_TO_REQUESTER = "The requester can't approve {ref} themselves. Nothing was changed."
+DELEGATE_TO_SELF = "That's you: it is already yours to decide. Nothing was changed."
+DELEGATED_TO = "Reassigned to {name}. I've sent them the card."
+RESUBMIT_NOT_YOURS = "Only the requester can change {ref}. Nothing was changed."
+RESUBMITTED = "{ref} is changed and back with {approver} for approval."
+CHANGES_TITLE = "Change your request {ref}"
+CHANGES_NOTICE = '{name} asked for changes: "{comment}". Edit the request and send it again.'
+CHANGES_SUBMIT = "Send changed request"
+STAGE_LABEL = "Stage {stage} of {stages}"
+STAGE_TWO_APPROVER = "the review group"
+CANCELLED_BY = "Cancelled by {name} on {when}."
+EXPIRED_ON = "Expired on {when}: nobody decided in time."
+CHANGES_REQUESTED_BY = "{name} asked for changes: {comment}"
+SUMMARY_TITLE = "Request {ref}"
+NOTICE_CANCELLED = "{requester} cancelled {ref}. Nothing is waiting for you."
+NOTICE_EXPIRED = (
+    "{ref} expired: nobody decided in time. Request it again with /request if still needed."
+)
+NOTICE_APPROVAL_REMINDER = "{ref} from {requester} is still waiting for your decision."
+NOTICE_ESCALATED = "{ref} waited too long and went to {detail} for a decision."
+NOTICE_DELEGATED = "{ref} was reassigned to {detail} for approval."
+NOTICE_STAGE_APPROVED = (
+    "{ref} passed its first approval; it now needs the review group's (second stage)."
+)
 ENGAGEMENT_NOT_FOUND = "I can't find {ref}."
 CARD_ACTION_UNKNOWN = "This card is out of date. Type /status to see where things stand."
 
@@ -647,6 +719,14 @@ AUDIT_ACTION_LABELS = {
     "lifecycle.invitation_resend_requested": "Invitation resend requested",
     "lifecycle.extended_by_admin": "Extended by an admin",
     "policy.changed": "Intake policy changed",
+    "engagement.stage_approved": "Stage approved",
+    "engagement.changes_requested": "Changes requested",
+    "engagement.resubmitted": "Resubmitted",
+    "engagement.cancelled": "Cancelled",
+    "engagement.expired": "Expired",
+    "approval.delegated": "Reassigned",
+    "approval.reminded": "Approver reminded",
+    "approval.escalated": "Escalated",
 }
 # The program report: medians with how many they cover, durations ("2 d 4 h"), percentages.
 REPORT_FIGURES = "Key figures"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from core import audit_actions as A
+from core.approvals import ApprovalService
 from core.config import ProgramConfig
 from core.engagements import EngagementService
 from core.errors import NotAuthorised
@@ -33,6 +34,13 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqlStorage]:
     store = await open_storage(f"sqlite+aiosqlite:///{tmp_path / 'fc.db'}")
     yield store
     await store.close()
+
+
+@pytest.fixture
+def approvals(storage: SqlStorage) -> ApprovalService:
+    return ApprovalService(
+        storage, FakeClock(), ProgramConfig(admin_ids=frozenset({ADMIN.aad_id}))
+    )
 
 
 @pytest.fixture
@@ -80,10 +88,10 @@ async def jobs_of(storage: SqlStorage, engagement_id: int) -> list[JobKind]:
 
 
 async def test_approval_commits_state_provisioning_job_notice_and_audit_together(
-    service: EngagementService, storage: SqlStorage
+    service: EngagementService, storage: SqlStorage, approvals: ApprovalService
 ) -> None:
     engagement_id = await pending_engagement(service, storage)
-    outcome = await service.approve(engagement_id, APPROVER)
+    outcome = await approvals.approve(engagement_id, APPROVER)
     assert outcome.changed and outcome.message is None
     assert outcome.engagement.state is EngagementState.PROVISIONING
     assert outcome.engagement.decided_by_name == APPROVER.name
@@ -95,11 +103,11 @@ async def test_approval_commits_state_provisioning_job_notice_and_audit_together
 
 
 async def test_someone_other_than_the_approver_is_refused_audited_and_nothing_changes(
-    service: EngagementService, storage: SqlStorage
+    service: EngagementService, storage: SqlStorage, approvals: ApprovalService
 ) -> None:
     engagement_id = await pending_engagement(service, storage)
     before = await service.get(engagement_id)
-    outcome = await service.approve(engagement_id, STRANGER)
+    outcome = await approvals.approve(engagement_id, STRANGER)
     assert not outcome.changed
     assert outcome.message is not None and "Only Andy Approver" in outcome.message
     after = await service.get(engagement_id)
@@ -115,22 +123,22 @@ async def test_someone_other_than_the_approver_is_refused_audited_and_nothing_ch
 
 
 async def test_reject_without_reason_changes_nothing(
-    service: EngagementService, storage: SqlStorage
+    service: EngagementService, storage: SqlStorage, approvals: ApprovalService
 ) -> None:
     engagement_id = await pending_engagement(service, storage)
-    outcome = await service.reject(engagement_id, APPROVER, "   ")
+    outcome = await approvals.reject(engagement_id, APPROVER, "   ")
     assert not outcome.changed
     assert (await service.get(engagement_id)).state is EngagementState.PENDING_APPROVAL
 
 
 async def test_concurrent_approve_and_reject_let_exactly_one_decision_win(
-    service: EngagementService, storage: SqlStorage
+    service: EngagementService, storage: SqlStorage, approvals: ApprovalService
 ) -> None:
     engagement_id = await pending_engagement(service, storage)
     outcomes = await asyncio.gather(
-        service.approve(engagement_id, APPROVER),
-        service.reject(engagement_id, APPROVER, "budget"),
-        service.approve(engagement_id, APPROVER),
+        approvals.approve(engagement_id, APPROVER),
+        approvals.reject(engagement_id, APPROVER, "budget"),
+        approvals.approve(engagement_id, APPROVER),
     )
     assert sum(o.changed for o in outcomes) == 1
     losers = [o.message for o in outcomes if not o.changed]
@@ -186,8 +194,8 @@ async def test_decision_lost_to_the_workers_approval_card_write_was_refused(
             await tx.commit()
 
     racing = InterleavingStorage(storage, record_card)
-    service = EngagementService(racing, FakeClock(), ProgramConfig())  # type: ignore[arg-type]
-    outcome = await service.approve(engagement_id, APPROVER)
+    approvals = ApprovalService(racing, FakeClock(), ProgramConfig())  # type: ignore[arg-type]
+    outcome = await approvals.approve(engagement_id, APPROVER)
     assert racing.interleaved == 1
     assert outcome.changed, outcome.message
     stored = await plain.get(engagement_id)

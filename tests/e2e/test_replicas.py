@@ -73,8 +73,10 @@ KILL_BATCH = 30
 # the longest event-loop stall: before the app loaded msgraph-sdk's ~1,200 model modules in a
 # thread at start-up, the first Graph response a process parsed imported them on its event loop
 # (1.1 s idle, over 5 s with both replicas under this test's load), and with 2 s and 5 s leases
-# this test saw runs that had lost their lease send approval cards twice.
-LEASE_S = 3.0
+# this test saw runs that had lost their lease send approval cards twice. Since intake reads
+# Graph in every Submit and Confirm (pre-flight), 3 s leases were lost under this test's load
+# too (a card sent twice, notices run twice), so 6 s.
+LEASE_S = 6.0
 TURN_CONCURRENCY = 16
 PROVISION_STEPS = 6  # channel, guest (+ sponsor), team member, channel member, welcome, finish
 

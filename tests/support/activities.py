@@ -69,7 +69,10 @@ class TestTeam:
 
 def _new_activity_id() -> str:
     # Teams activity ids are millisecond timestamps; the counter keeps them unique in a run.
-    return f"{int(time.time() * 1000)}{next(_counter):04d}"
+    # Fixed width: the fuzz test cuts serialized activities at drawn offsets, and hypothesis
+    # must see the same lengths when it replays a case (a fifth counter digit, after 10,000
+    # activities in one session, made its data generation inconsistent).
+    return f"{int(time.time() * 1000)}{next(_counter) % 10_000:04d}"
 
 
 def _timestamps() -> dict[str, str]:

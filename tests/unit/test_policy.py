@@ -147,4 +147,6 @@ def test_policy_values_are_shown_in_words() -> None:
         PolicyKey.CHANNEL_PREFIX: '"ext-"',
         PolicyKey.JUSTIFICATION_REQUIRED: texts.POLICY_ON,
         PolicyKey.DEFAULT_APPROVER: "Megan Bowen",
+        PolicyKey.SECOND_STAGE_GROUP: texts.POLICY_NONE,
+        PolicyKey.SECOND_STAGE_DAYS: texts.POLICY_CONFIDENTIAL_ONLY,
     }

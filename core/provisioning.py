@@ -137,20 +137,13 @@ class JobHandlers:
             async with self._storage.transaction() as tx:
                 engagement = await self._reload(tx, engagement_id)
                 if approver is None:
-                    if not engagement.approver_missing_notified:
-                        engagement.approver_missing_notified = True
-                        await tx.engagements.update(engagement)
-                        await enqueue_notice(
-                            tx, engagement, engagement.requester_id, Notice.NO_APPROVER
-                        )
-                        await self._audit(
-                            tx,
-                            A.APPROVAL_ROUTING_FAILED,
-                            engagement_id,
-                            AuditOutcome.FAILED,
-                            "no manager, no default approver",
-                        )
-                        await tx.commit()
+                    await self._tell_requester_once(
+                        tx,
+                        engagement,
+                        Notice.NO_APPROVER,
+                        A.APPROVAL_ROUTING_FAILED,
+                        "no manager, no default approver",
+                    )
                     return
                 engagement.approver_id = approver.id
                 engagement.approver_name = approver.display_name
@@ -173,20 +166,13 @@ class JobHandlers:
         except NoConversation:
             async with self._storage.transaction() as tx:
                 engagement = await self._reload(tx, engagement_id)
-                if not engagement.approver_missing_notified:
-                    engagement.approver_missing_notified = True
-                    await tx.engagements.update(engagement)
-                    await enqueue_notice(
-                        tx, engagement, engagement.requester_id, Notice.APPROVER_NOT_INSTALLED
-                    )
-                    await self._audit(
-                        tx,
-                        A.APPROVAL_CARD_UNDELIVERABLE,
-                        engagement_id,
-                        AuditOutcome.FAILED,
-                        f"no chat with approver {engagement.approver_id}",
-                    )
-                    await tx.commit()
+                await self._tell_requester_once(
+                    tx,
+                    engagement,
+                    Notice.APPROVER_NOT_INSTALLED,
+                    A.APPROVAL_CARD_UNDELIVERABLE,
+                    f"no chat with approver {engagement.approver_id}",
+                )
             # Not an error: the card goes out when the approver installs the app.
             return
         assert engagement.approver_id is not None
@@ -200,6 +186,19 @@ class JobHandlers:
             await enqueue_notice(tx, engagement, engagement.requester_id, Notice.SENT_FOR_APPROVAL)
             await self._audit(tx, A.APPROVAL_CARD_SENT, engagement_id)
             await tx.commit()
+
+    async def _tell_requester_once(
+        self, tx: Transaction, engagement: Engagement, notice: Notice, action: str, detail: str
+    ) -> None:
+        """Tell the requester why nobody has the card (once per wait: a routing job runs again
+        whenever someone installs the app), audit it, and commit."""
+        if engagement.approver_missing_notified:
+            return
+        engagement.approver_missing_notified = True
+        await tx.engagements.update(engagement)
+        await enqueue_notice(tx, engagement, engagement.requester_id, notice)
+        await self._audit(tx, action, engagement.id or 0, AuditOutcome.FAILED, detail)
+        await tx.commit()
 
     async def _approver_for(self, engagement: Engagement) -> DirectoryUser | None:
         """The requester's manager, else the tenant's (or the deployment's) default approver;
@@ -244,20 +243,15 @@ class JobHandlers:
                 await self._audit(
                     tx, A.APPROVAL_CARD_SENT, engagement_id, detail=f"stage 2: {len(sent)}"
                 )
-            elif not engagement.approver_missing_notified:
-                engagement.approver_missing_notified = True
-                await tx.engagements.update(engagement)
-                await enqueue_notice(
-                    tx, engagement, engagement.requester_id, Notice.APPROVER_NOT_INSTALLED
-                )
-                await self._audit(
+                await tx.commit()
+            else:
+                await self._tell_requester_once(
                     tx,
+                    engagement,
+                    Notice.APPROVER_NOT_INSTALLED,
                     A.APPROVAL_CARD_UNDELIVERABLE,
-                    engagement_id,
-                    AuditOutcome.FAILED,
                     "stage 2: no member of the review group has a chat with the bot",
                 )
-            await tx.commit()
 
     async def _fail_routing(self, engagement_id: int, reason: str) -> None:
         async with self._storage.transaction() as tx:

@@ -639,6 +639,9 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             self._on_work_enqueued()
             if verb == verbs.DELEGATE:
                 message = texts.DELEGATED_TO.format(name=engagement.approver_name or "")
+        elif engagement.tenant_id != tenant:
+            # Another tenant's engagement: not even its existence is revealed.
+            return _card_response(text_card(_not_found(engagement_id), attention=True))
         elif not await self._may_see(engagement, actor, tenant):
             # Refused, and not involved: say why, but show none of the engagement's facts.
             return _card_response(text_card(message or "", attention=True))
@@ -666,7 +669,15 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             return await self._intake.revise(actor, engagement, values, zone)
 
         try:
-            outcome = await self._approvals.resubmit(engagement_id, actor, values, check)
+            raw_revision = data.get(verbs.REVISION)
+            revision = (
+                raw_revision
+                if isinstance(raw_revision, int) and not isinstance(raw_revision, bool)
+                else None
+            )
+            outcome = await self._approvals.resubmit(
+                engagement_id, actor, values, check, revision=revision
+            )
         except FieldErrors as invalid:
             engagement = await self._service.get(engagement_id)
             policy = await self._policy.current(engagement.tenant_id)
@@ -836,6 +847,10 @@ LIFECYCLE_VERBS = frozenset(
 def _text(value: object) -> str:
     # Inputs arrive as strings; anything else is tampering and counts as empty.
     return value[:ECHO_LIMIT] if isinstance(value, str) else ""
+
+
+def _not_found(engagement_id: int) -> str:
+    return texts.ENGAGEMENT_NOT_FOUND.format(ref=f"FC-{engagement_id}")
 
 
 def _trigger(turn_context: TurnContext) -> str:

@@ -209,6 +209,7 @@ def changes_requested_card(
         draft=False,
         title=title,
         resubmit=_engagement_id(engagement),
+        revision=engagement.revision,
     )
     return fitted(form.card, ECHOES)
 
@@ -233,6 +234,7 @@ class _Form:
     title: str = texts.INTAKE_TITLE
     # The engagement sent back for changes: the form's one button resubmits it.
     resubmit: int | None = None
+    revision: int = 1  # the round of changes this form answers (a later round refuses it)
 
     def card(self, echo: Echo) -> Card:
         # Messages may quote what the user typed (the channel name that is taken, say).
@@ -293,7 +295,7 @@ class _Form:
                 execute(
                     verbs.RESUBMIT,
                     texts.CHANGES_SUBMIT,
-                    data={verbs.ENGAGEMENT_ID: self.resubmit},
+                    data={verbs.ENGAGEMENT_ID: self.resubmit, verbs.REVISION: self.revision},
                     style="positive",
                     inputs=True,
                 )

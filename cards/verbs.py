@@ -59,6 +59,7 @@ ALL_VERBS = frozenset(
 )
 
 ENGAGEMENT_ID = "engagement_id"  # the data key of every engagement action
+REVISION = "revision"  # RESUBMIT: the round of changes the form was sent for
 # INTAKE_CONFIRM: the version of the draft the preview showed (a newer draft is not confirmed
 # unseen); the values themselves stay in our storage.
 DRAFT_VERSION = "draft_version"

@@ -156,16 +156,11 @@ def timer_is_current(engagement: Engagement, payload: Mapping[str, Any]) -> bool
 
 
 def deadline_is_current(engagement: Engagement, payload: Mapping[str, Any]) -> bool:
-    """The stage's deadline applies while the same revision waits: for a decision on the same
-    stage, or for the requester's changes."""
+    """The stage's deadline applies while the same revision waits in the same stage: for a
+    decision, or for the requester's changes asked in that stage."""
     if payload.get("revision") != engagement.revision:
         return False
-    if engagement.state is EngagementState.CHANGES_REQUESTED:
-        return True
-    return (
-        engagement.state is EngagementState.PENDING_APPROVAL
-        and payload.get("stage") == engagement.approval_stage
-    )
+    return engagement.state in WAITING_STATES and payload.get("stage") == engagement.approval_stage
 
 
 def update_cards_job(engagement: Engagement) -> NewJob:
@@ -263,6 +258,9 @@ class ApprovalService:
             raise ServiceUnavailable(texts.DELEGATE_LOOKUP_UNAVAILABLE) from failure
         unsuitable = _delegate_problem(engagement, actor, person, identifier[:100])
         if unsuitable is not None:
+            if person is not None and person.id in (engagement.requester_id, actor.aad_id):
+                # An attempt at self-approval (or a no-op): refused and audited.
+                return await self._refused(engagement, actor, Decision.DELEGATE, unsuitable)
             return DecisionOutcome(engagement, unsuitable)
         assert person is not None
         return await self._decide(engagement_id, actor, Decision.DELEGATE, "", new_approver=person)
@@ -483,6 +481,8 @@ class ApprovalService:
         actor: Actor,
         values: Mapping[str, str],
         check: Callable[[Engagement], Awaitable[Engagement]],
+        *,
+        revision: int | None = None,
     ) -> DecisionOutcome:
         """The requester's edited request: `check` validates `values` against the form's rules,
         the policy and pre-flight (raising FieldErrors) and returns the engagement with the
@@ -493,6 +493,10 @@ class ApprovalService:
             return await self._refused(engagement, actor, Decision.REQUEST_CHANGES, refusal)
         if engagement.state is not EngagementState.CHANGES_REQUESTED:
             refusal = self._not_waiting(engagement)
+            return await self._refused(engagement, actor, Decision.REQUEST_CHANGES, refusal)
+        if revision is not None and revision != engagement.revision:
+            # A form sent back for an earlier round: its values are not what was asked about.
+            refusal = texts.RESUBMIT_OLD_FORM.format(ref=engagement.ref)
             return await self._refused(engagement, actor, Decision.REQUEST_CHANGES, refusal)
         revised = await check(engagement)
         now = self._clock.now()
@@ -666,7 +670,11 @@ class ApprovalHandlers:
         number = int(payload.get("number", 1))
         async with self._storage.transaction() as tx:
             engagement = await _get(tx, engagement_id)
-            if not timer_is_current(engagement, payload):
+            # Already sent: this run repeats one whose completion was not recorded.
+            if (
+                not timer_is_current(engagement, payload)
+                or engagement.approval_reminders >= number
+            ):
                 return
             engagement.approval_reminders = number
             engagement = await tx.engagements.update(engagement)  # compare-and-set
@@ -762,6 +770,11 @@ class ApprovalHandlers:
         async with self._storage.transaction() as tx:
             cards = await tx.cards.list_for_engagement(engagement_id)
         for card in cards:
+            if (
+                card.kind is CardKind.CHANGES_FORM
+                and engagement.state is EngagementState.CHANGES_REQUESTED
+            ):
+                continue  # the form stays while the requester is asked for changes
             try:
                 await self._notifier.update_card(engagement, card, card_role(engagement, card))
             except TransientDeliveryError:
@@ -777,7 +790,7 @@ class ApprovalHandlers:
         ):
             return
         try:
-            await self._notifier.send_changes_requested(engagement)
+            ref = await self._notifier.send_changes_requested(engagement)
         except NoConversation:
             async with self._storage.transaction() as tx:
                 await _system_audit(
@@ -789,6 +802,14 @@ class ApprovalHandlers:
                     AuditOutcome.FAILED,
                 )
                 await tx.commit()
+            return
+        # Recorded, so that once the request moves on the form becomes the status card and
+        # its Resubmit button goes.
+        async with self._storage.transaction() as tx:
+            await tx.cards.add(
+                SentCard(engagement_id, CardKind.CHANGES_FORM, engagement.requester_id, ref)
+            )
+            await tx.commit()
 
     async def _load(self, engagement_id: int) -> Engagement:
         async with self._storage.transaction() as tx:
@@ -796,35 +817,31 @@ class ApprovalHandlers:
 
 
 def card_role(engagement: Engagement, card: SentCard) -> ViewerRole:
-    """How a sent card is re-rendered for the person it was sent to (what they were sent it
-    as: a status card is the requester's; an approval card is live while its person still
-    decides the current stage)."""
-    if card.user_id == engagement.requester_id:
+    """How a sent card is re-rendered for the person it was sent to: the requester's cards show
+    the status; an approval card is live while its person decides the current stage (stage 1:
+    the approver's own card; stage 2: a review-group member's card), and keeps its facts
+    without buttons once the request is decided."""
+    if card.user_id == engagement.requester_id or card.kind in (
+        CardKind.STATUS,
+        CardKind.CHANGES_FORM,
+    ):
         return ViewerRole.REQUESTER
-    if card.kind is not CardKind.APPROVAL:
-        return ViewerRole.OTHER
     if engagement.state is not EngagementState.PENDING_APPROVAL:
-        # Whoever got the approval card keeps its facts, now without buttons.
         return ViewerRole.APPROVER
     if engagement.approval_stage == 1:
-        return ViewerRole.APPROVER if card.user_id == engagement.approver_id else ViewerRole.OTHER
-    # Stage 2: cards went to the group's members (not to the stage-1 approver as a decider).
-    return ViewerRole.OTHER if card.user_id == engagement.approver_id else ViewerRole.APPROVER
+        live = card.kind is CardKind.APPROVAL and card.user_id == engagement.approver_id
+    else:
+        live = card.kind is CardKind.REVIEW
+    return ViewerRole.APPROVER if live else ViewerRole.OTHER
 
 
 async def _deciders(tx: Transaction, engagement: Engagement) -> list[str]:
-    """Who decides the current stage: the approver, or the group members who got its card."""
+    """Who decides the current stage: the approver, or the review-group members who got its
+    card."""
     if engagement.approval_stage == 1:
         return [engagement.approver_id] if engagement.approver_id else []
     cards = await tx.cards.list_for_engagement(engagement.id or 0)
-    return sorted(
-        {
-            c.user_id
-            for c in cards
-            if c.kind is CardKind.APPROVAL
-            and c.user_id not in (engagement.approver_id, engagement.requester_id)
-        }
-    )
+    return sorted({c.user_id for c in cards if c.kind is CardKind.REVIEW})
 
 
 async def _get(tx: Transaction, engagement_id: int) -> Engagement:

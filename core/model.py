@@ -295,8 +295,10 @@ class ViewerRole(enum.StrEnum):
 class CardKind(enum.StrEnum):
     """Which card about an engagement a sent message holds (so it can be re-rendered)."""
 
-    APPROVAL = "approval"  # the approval card, in an approver's chat
+    APPROVAL = "approval"  # the approval card, in a first-stage approver's chat
+    REVIEW = "review"  # the approval card, in a review-group member's chat (second stage)
     STATUS = "status"  # the requester's submitted card, live with Cancel
+    CHANGES_FORM = "changes_form"  # the form sent back for changes, in the requester's chat
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ import logging
 
 from core import audit_actions as A
 from core import texts
-from core.approvals import MAX_STAGE_MEMBERS, ApprovalHandlers, approval_timer_jobs
+from core.approvals import (
+    MAX_STAGE_MEMBERS,
+    ApprovalHandlers,
+    approval_timer_jobs,
+    timer_payload,
+    update_cards_job,
+)
 from core.clock import Clock
 from core.config import ProgramConfig
 from core.engagements import (
@@ -151,6 +157,7 @@ class JobHandlers:
                 engagement = await tx.engagements.update(engagement)
                 for job in approval_timer_jobs(engagement, self._config, now):
                     await tx.jobs.enqueue(job)
+                await tx.jobs.enqueue(update_cards_job(engagement))  # "with Megan" on the status
                 await self._audit(
                     tx,
                     A.APPROVAL_ROUTED,
@@ -175,16 +182,24 @@ class JobHandlers:
                 )
             # Not an error: the card goes out when the approver installs the app.
             return
-        assert engagement.approver_id is not None
+        sent_to, wait = engagement.approver_id or "", timer_payload(engagement)
         async with self._storage.transaction() as tx:
+            # The card is recorded for whom it went to, whatever happened meanwhile, so that
+            # updates reach it; it counts as this wait's card only if the wait is unchanged (a
+            # reassignment or cancel during the send queued its own routing and updates).
+            await tx.cards.add(SentCard(engagement_id, CardKind.APPROVAL, sent_to, message))
             engagement = await self._reload(tx, engagement_id)
-            engagement.approval_message = message
-            await tx.engagements.update(engagement)
-            await tx.cards.add(
-                SentCard(engagement_id, CardKind.APPROVAL, engagement.approver_id or "", message)
-            )
-            await enqueue_notice(tx, engagement, engagement.requester_id, Notice.SENT_FOR_APPROVAL)
-            await self._audit(tx, A.APPROVAL_CARD_SENT, engagement_id)
+            if (
+                engagement.state is EngagementState.PENDING_APPROVAL
+                and timer_payload(engagement) == wait
+            ):
+                engagement.approval_message = message
+                engagement = await tx.engagements.update(engagement)
+                await enqueue_notice(
+                    tx, engagement, engagement.requester_id, Notice.SENT_FOR_APPROVAL
+                )
+                await self._audit(tx, A.APPROVAL_CARD_SENT, engagement_id)
+            await tx.jobs.enqueue(update_cards_job(engagement))
             await tx.commit()
 
     async def _tell_requester_once(
@@ -224,27 +239,32 @@ class JobHandlers:
         members = await self._directory.list_group_members(
             engagement.second_stage_group_id, limit=MAX_STAGE_MEMBERS
         )
-        sent: list[tuple[str, MessageRef]] = []
+        async with self._storage.transaction() as tx:
+            carded = {
+                c.user_id: c.ref
+                for c in await tx.cards.list_for_engagement(engagement_id)
+                if c.kind is CardKind.REVIEW
+            }
+        sent: list[MessageRef] = []
         for member in members:
             if member.id in (engagement.requester_id, engagement.approver_id):
+                continue
+            if member.id in carded:
+                # A card from an earlier run (or round) is live again through update_cards.
+                sent.append(carded[member.id])
                 continue
             try:
                 ref = await self._notifier.send_approval_request(engagement, member.id)
             except NoConversation:
                 continue
-            sent.append((member.id, ref))
+            # Recorded at once: a retry after a failure further down the list skips this one.
+            async with self._storage.transaction() as tx:
+                await tx.cards.add(SentCard(engagement_id, CardKind.REVIEW, member.id, ref))
+                await tx.commit()
+            sent.append(ref)
         async with self._storage.transaction() as tx:
             engagement = await self._reload(tx, engagement_id)
-            for member_id, ref in sent:
-                await tx.cards.add(SentCard(engagement_id, CardKind.APPROVAL, member_id, ref))
-            if sent:
-                engagement.approval_message = sent[0][1]
-                await tx.engagements.update(engagement)
-                await self._audit(
-                    tx, A.APPROVAL_CARD_SENT, engagement_id, detail=f"stage 2: {len(sent)}"
-                )
-                await tx.commit()
-            else:
+            if not sent:
                 await self._tell_requester_once(
                     tx,
                     engagement,
@@ -252,6 +272,15 @@ class JobHandlers:
                     A.APPROVAL_CARD_UNDELIVERABLE,
                     "stage 2: no member of the review group has a chat with the bot",
                 )
+                return
+            if engagement.approval_message is None and engagement.approval_stage > 1:
+                engagement.approval_message = sent[0]
+                engagement = await tx.engagements.update(engagement)
+            await self._audit(
+                tx, A.APPROVAL_CARD_SENT, engagement_id, detail=f"stage 2: {len(sent)}"
+            )
+            await tx.jobs.enqueue(update_cards_job(engagement))
+            await tx.commit()
 
     async def _fail_routing(self, engagement_id: int, reason: str) -> None:
         async with self._storage.transaction() as tx:
@@ -432,6 +461,7 @@ class JobHandlers:
                 await tx.jobs.enqueue(
                     invitation_check_job(current, self._config, self._clock.now())
                 )
+            await tx.jobs.enqueue(update_cards_job(current))
             await self._audit(tx, A.PROVISIONING_COMPLETED, current.id)
             await tx.commit()
 
@@ -452,6 +482,7 @@ class JobHandlers:
             )
             # Whatever the set-up made before it failed goes at the end date (or by /revoke).
             await tx.jobs.enqueue(end_job(engagement, self._config))
+            await tx.jobs.enqueue(update_cards_job(engagement))
             await self._audit(
                 tx, A.PROVISIONING_FAILED, engagement_id, AuditOutcome.FAILED, reason
             )

@@ -310,6 +310,10 @@ DELEGATE_TO_SELF = "That's you: it is already yours to decide. Nothing was chang
 DELEGATED_TO = "Reassigned to {name}. I've sent them the card."
 RESUBMIT_NOT_YOURS = "Only the requester can change {ref}. Nothing was changed."
 RESUBMITTED = "{ref} is changed and back with {approver} for approval."
+RESUBMIT_OLD_FORM = (
+    "This form is from an earlier round of changes to {ref}. Use the newest one. Nothing was "
+    "changed."
+)
 CHANGES_TITLE = "Change your request {ref}"
 CHANGES_NOTICE = '{name} asked for changes: "{comment}". Edit the request and send it again.'
 CHANGES_SUBMIT = "Send changed request"

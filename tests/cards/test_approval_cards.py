@@ -428,7 +428,7 @@ def test_the_changes_form_only_resubmits_the_engagement() -> None:
         texts.CHANGES_SUBMIT,
         "positive",
     )
-    assert resubmit["data"] == {verbs.ENGAGEMENT_ID: 7}
+    assert resubmit["data"] == {verbs.ENGAGEMENT_ID: 7, verbs.REVISION: 1}
     assert resubmit["associatedInputs"] == "auto"
 
 

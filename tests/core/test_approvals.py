@@ -12,19 +12,32 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from core import audit_actions as A
-from core.approvals import ApprovalService, DecisionOutcome
+from core import texts
+from core.approvals import (
+    ApprovalHandlers,
+    ApprovalService,
+    DecisionOutcome,
+    card_role,
+    deadline_is_current,
+    timer_payload,
+)
 from core.config import ProgramConfig
 from core.model import (
     Actor,
     AuditOutcome,
+    CardKind,
     DataClassification,
     Engagement,
     EngagementState,
     JobKind,
+    MessageRef,
+    SentCard,
+    ViewerRole,
 )
 from graph.directory import GraphDirectory
 from graph.simulator import GraphSimulator
@@ -274,3 +287,71 @@ async def test_two_reviewers_approving_at_once_make_one_decision_100_times_postg
         await race_stage_two(service_for(store, sim_directory), store, 100)
     finally:
         await store.close()
+
+
+# --- regressions from the review of this stop -------------------------------------------------
+
+
+def test_a_former_approvers_card_is_not_live_in_the_second_stage() -> None:
+    """Regression: after a reassignment, the stage-1 approver's old card counted as a review
+    group member's in stage 2 (live buttons, reminders)."""
+    stage_two = dataclasses.replace(base_engagement(), approval_stage=2, id=1)
+    ref = MessageRef("a:1", "m-1")
+    former = SentCard(1, CardKind.APPROVAL, STRANGER.aad_id, ref)
+    member = SentCard(1, CardKind.REVIEW, REVIEWER.aad_id, ref)
+    assert card_role(stage_two, former) is ViewerRole.OTHER
+    assert card_role(stage_two, member) is ViewerRole.APPROVER
+    stage_one = dataclasses.replace(stage_two, approval_stage=1)
+    assert card_role(stage_one, SentCard(1, CardKind.APPROVAL, APPROVER.aad_id, ref)) is (
+        ViewerRole.APPROVER
+    )
+    assert card_role(stage_one, former) is ViewerRole.OTHER
+
+
+def test_a_stage_one_deadline_does_not_expire_changes_asked_in_stage_two() -> None:
+    """Regression: changes requested in stage 2 expired at the (earlier) stage-1 deadline."""
+    sent_back = dataclasses.replace(
+        base_engagement(), approval_stage=2, state=EngagementState.CHANGES_REQUESTED
+    )
+    assert not deadline_is_current(sent_back, {"stage": 1, "revision": 1})
+    assert deadline_is_current(sent_back, {"stage": 2, "revision": 1})
+    assert not deadline_is_current(sent_back, {"stage": 2, "revision": 2})
+
+
+async def test_a_reminder_run_again_after_a_crash_reminds_once(
+    storage: SqlStorage, sim_directory: GraphDirectory
+) -> None:
+    """Regression: a reminder job re-run (its completion not recorded) reminded again."""
+    engagement = await arrange(storage, "pending stage 1")
+    assert engagement.id is not None
+    handlers = ApprovalHandlers(
+        storage, sim_directory, cast(Any, None), FakeClock(NOW), ProgramConfig()
+    )
+    payload = {**timer_payload(engagement), "number": 1}
+    await handlers.remind(engagement.id, payload)
+    await handlers.remind(engagement.id, payload)
+    jobs = await storage.jobs.list_for_engagement(engagement.id)
+    assert [j.kind for j in jobs].count(JobKind.NOTIFY) == 1
+    assert [j.kind for j in jobs].count(JobKind.APPROVAL_REMINDER) == 1  # the second one
+
+
+async def test_a_form_from_an_earlier_round_of_changes_is_refused(
+    storage: SqlStorage, sim_directory: GraphDirectory
+) -> None:
+    service = service_for(storage, sim_directory)
+    engagement = await arrange(storage, "changes requested")
+    assert engagement.id is not None
+    engagement = dataclasses.replace(engagement, revision=2)
+    async with storage.transaction() as tx:
+        engagement = await tx.engagements.update(engagement)
+        await tx.commit()
+
+    async def unchanged(current: Engagement) -> Engagement:
+        return current
+
+    outcome = await service.resubmit(engagement.id, REQUESTER, {}, unchanged, revision=1)
+    assert not outcome.changed
+    assert outcome.message == texts.RESUBMIT_OLD_FORM.format(ref=engagement.ref)
+    async with storage.transaction() as tx:
+        after = await tx.engagements.get(engagement.id)
+    assert after is not None and after.version == engagement.version

@@ -241,10 +241,12 @@ async def test_every_activity_of_the_scenario_delivered_three_times_at_once_acts
     assert Counter(job.kind.value for job in jobs)["route_approval"] == 1
     # Provisioning is one job per step; notices and reminders are one job per recipient/date.
     assert all(job.status.value == "succeeded" for job in jobs if job.kind.value == "provision")
+    # update_cards runs once per change of the engagement (a re-render, idempotent), so
+    # several of those are expected.
     payloads = Counter(
         (job.kind.value, json.dumps(job.payload, sort_keys=True))
         for job in jobs
-        if job.kind.value != "provision"
+        if job.kind.value not in ("provision", "update_cards")
     )
     assert all(count == 1 for count in payloads.values()), payloads
     assert await b.components.storage.jobs.list_for_engagement(engagement_id) == jobs

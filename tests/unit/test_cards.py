@@ -284,8 +284,13 @@ def check(card: Card) -> Walk:
     for private in (TENANT, SERVICE_URL, REQUESTER, APPROVER, STRANGER, "conversation-ref"):
         assert private not in dumped
     for action in walk.actions:
-        # An engagement's id, or the version of the intake draft a preview showed: never facts.
-        assert set(action.get("data", {})) <= {verbs.ENGAGEMENT_ID, verbs.DRAFT_VERSION}
+        # An engagement's id, the version of the intake draft a preview showed, or the round of
+        # changes a form sent back answers: never facts.
+        assert set(action.get("data", {})) <= {
+            verbs.ENGAGEMENT_ID,
+            verbs.DRAFT_VERSION,
+            verbs.REVISION,
+        }
     return walk
 
 

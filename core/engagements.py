@@ -43,6 +43,8 @@ DECISION_ATTEMPTS = 5
 # The memo is per process; replicas each re-check a user at most every SEEN_MEMO_TTL.
 SEEN_MEMO_TTL = timedelta(minutes=10)
 SEEN_MEMO_SIZE = 10_000
+# An install re-routes at most this many waiting second stages (oldest first).
+STAGE_TWO_REROUTE_LIMIT = 200
 
 
 class EngagementService:
@@ -64,11 +66,23 @@ class EngagementService:
     # --- installs ---------------------------------------------------------------------------
 
     async def record_user_install(self, conversation: UserConversation) -> int:
-        """Remember the user's chat; re-route approvals that were waiting for this user.
-        Returns how many approval cards were queued for delivery."""
+        """Remember the user's chat; re-route approvals that were waiting for this user, and
+        the second stages of the user's tenant (the user may be in a review group; routing
+        sends the card to members who do not have it yet). Returns how many routings were
+        queued."""
         async with self._storage.transaction() as tx:
             await self._remember_user(tx, conversation)
-            waiting = await tx.engagements.list_awaiting_approval_card(conversation.aad_id)
+            waiting = list(await tx.engagements.list_awaiting_approval_card(conversation.aad_id))
+            pending = await tx.engagements.list_by_state(
+                [EngagementState.PENDING_APPROVAL], limit=STAGE_TWO_REROUTE_LIMIT
+            )
+            waiting += [
+                e
+                for e in pending
+                if e.approval_stage > 1
+                and e.tenant_id == conversation.tenant_id
+                and e not in waiting
+            ]
             for engagement in waiting:
                 await tx.jobs.enqueue(route_approval_job(engagement))
             await tx.commit()

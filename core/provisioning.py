@@ -231,10 +231,11 @@ class JobHandlers:
 
     async def _route_to_group(self, engagement: Engagement) -> None:
         """Stage 2: the card to each member of the review group who has a chat with the bot
-        (not the requester, not the stage-1 approver). A crash midway may send a member the
-        card twice; every copy is recorded and kept up to date."""
+        (not the requester, not the stage-1 approver) and does not have it yet. Runs again
+        whenever someone of the tenant installs the app, so a member who installs later gets
+        the card too."""
         engagement_id = engagement.id or 0
-        if engagement.approval_message is not None or engagement.second_stage_group_id is None:
+        if engagement.second_stage_group_id is None:
             return
         members = await self._directory.list_group_members(
             engagement.second_stage_group_id, limit=MAX_STAGE_MEMBERS
@@ -246,6 +247,7 @@ class JobHandlers:
                 if c.kind is CardKind.REVIEW
             }
         sent: list[MessageRef] = []
+        new = 0
         for member in members:
             if member.id in (engagement.requester_id, engagement.approver_id):
                 continue
@@ -262,6 +264,7 @@ class JobHandlers:
                 await tx.cards.add(SentCard(engagement_id, CardKind.REVIEW, member.id, ref))
                 await tx.commit()
             sent.append(ref)
+            new += 1
         async with self._storage.transaction() as tx:
             engagement = await self._reload(tx, engagement_id)
             if not sent:
@@ -273,11 +276,13 @@ class JobHandlers:
                     "stage 2: no member of the review group has a chat with the bot",
                 )
                 return
+            if not new and engagement.approval_message is not None:
+                return  # every member who can be reached has the card
             if engagement.approval_message is None and engagement.approval_stage > 1:
                 engagement.approval_message = sent[0]
                 engagement = await tx.engagements.update(engagement)
             await self._audit(
-                tx, A.APPROVAL_CARD_SENT, engagement_id, detail=f"stage 2: {len(sent)}"
+                tx, A.APPROVAL_CARD_SENT, engagement_id, detail=f"stage 2: {new} new, {len(sent)}"
             )
             await tx.jobs.enqueue(update_cards_job(engagement))
             await tx.commit()

@@ -258,6 +258,34 @@ async def test_a_confidential_request_needs_the_review_group_as_a_second_stage(
     await app.wait_for_state(engagement_id, EngagementState.ACTIVE)
 
 
+async def test_a_review_group_member_who_installs_later_gets_the_second_stage_card(
+    running_app: RunningApp,
+) -> None:
+    """Regression: only the first-stage approver's install re-routed a waiting request, so a
+    review-group member without the app when stage 2 began never got its card."""
+    app = running_app
+    await ready(app)
+    await install_personal(app, ISAIAH)
+    app.simulator.add_group(REVIEW_GROUP, "Security review", [ISAIAH_ID, LEE_ID])
+    await say(app, NESTOR, f"/policy set second_stage_group {REVIEW_GROUP}")
+    engagement_id = await submit_valid_request(app, data_classification="confidential")
+    await approval_card_for(app, MEGAN, engagement_id)
+    await click(app, MEGAN, V.APPROVE, {V.ENGAGEMENT_ID: engagement_id})
+    await approval_card_for(app, ISAIAH, engagement_id)
+    await settled(app)
+    assert not [a for a in app.personal_activities(LEE) if V.APPROVE in verbs(card_of(a))]
+
+    await install_personal(app, LEE)
+
+    await approval_card_for(app, LEE, engagement_id)
+    await settled(app)
+    # Isaiah, who had it, did not get it again.
+    isaiah_cards = [a for a in app.personal_activities(ISAIAH) if V.APPROVE in verbs(card_of(a))]
+    assert len(isaiah_cards) == 1
+    card = await click(app, LEE, V.APPROVE, {V.ENGAGEMENT_ID: engagement_id})
+    assert "Approved by Lee Gu" in card_text(card)
+
+
 async def test_an_automatic_refresh_never_decides(running_app: RunningApp) -> None:
     app = running_app
     await ready(app)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +33,7 @@ from bot.conversations import (
 )
 from bot.replies import card_message, text_card_message
 from cards import verbs
-from cards.common import SHORT_MAX, clip, text_card
+from cards.common import SHORT_MAX, clip, format_date_time, text_card
 from cards.engagement import approval_card, engagement_list_card
 from cards.help import help_card
 from cards.intake import changes_requested_card, intake_card, preview_card
@@ -59,6 +59,7 @@ from core.model import (
     SentCard,
     TeamInstallation,
     ViewerRole,
+    engagement_ref,
     parse_engagement_ref,
 )
 from core.policy import PolicyService
@@ -286,7 +287,11 @@ class FreelanceBot(TeamsActivityHandler):  # type: ignore[misc]
             return
         notice = None
         if start.draft is not None:
-            notice = texts.DRAFT_RESUMED.format(when=_when(start.draft.updated_at, zone))
+            # The draft's time as the user reads it, in their zone.
+            saved = start.draft.updated_at.astimezone(
+                ZoneInfo(resolve_zone(zone, self._config)[0])
+            )
+            notice = texts.DRAFT_RESUMED.format(when=format_date_time(saved))
         card = await self._form(
             tenant,
             start.values,
@@ -850,7 +855,7 @@ def _text(value: object) -> str:
 
 
 def _not_found(engagement_id: int) -> str:
-    return texts.ENGAGEMENT_NOT_FOUND.format(ref=f"FC-{engagement_id}")
+    return texts.ENGAGEMENT_NOT_FOUND.format(ref=engagement_ref(engagement_id))
 
 
 def _trigger(turn_context: TurnContext) -> str:
@@ -865,13 +870,6 @@ def _time_zone(activity: Any) -> str | None:
     not text. Whether it names a real zone is core's call (resolve_zone)."""
     value = getattr(activity, "local_timezone", None)
     return value[:64] if isinstance(value, str) and value else None
-
-
-def _when(moment: datetime, zone: str | None) -> str:
-    """A moment as the user reads it: in their zone, e.g. "26 Nov 2026 at 14:05"."""
-    name, _ = resolve_zone(zone, ProgramConfig())
-    local = moment.astimezone(ZoneInfo(name))
-    return local.strftime("%d %b %Y at %H:%M").lstrip("0")
 
 
 def _iso(value: date | None) -> str:

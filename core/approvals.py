@@ -559,10 +559,7 @@ class ApprovalService:
 
     async def _reload(self, engagement_id: int) -> Engagement:
         async with self._storage.transaction() as tx:
-            engagement = await tx.engagements.get(engagement_id)
-        if engagement is None:
-            raise NotFound(texts.ENGAGEMENT_NOT_FOUND.format(ref=engagement_ref(engagement_id)))
-        return engagement
+            return await _get(tx, engagement_id)
 
     async def _audit(
         self, tx: Transaction, actor: Actor, action: str, engagement: Engagement, detail: str

@@ -22,6 +22,7 @@ from storage.repositories import SqlStorage, open_storage
 from storage.tables import engagement_cards, engagements
 from tests.contract.conftest import FakeClock
 from tests.contract.test_intake_storage import (
+    assert_ids_never_repeat,
     downgrade_engine,
     insert_with_columns_of_the_time,
     schema,
@@ -184,13 +185,7 @@ async def test_0006_downgrades_and_upgrades_again_keeping_engagements(database_u
         tables, columns = await schema(engine)
         assert not APPROVAL_TABLES & tables and not APPROVAL_COLUMNS & columns
         assert {"tenant_policy_settings", "intake_drafts"} <= tables  # 0005's stay
-        if engine.dialect.name == "sqlite":
-            # The downgrade must not rebuild the table without AUTOINCREMENT (ids never repeat).
-            async with engine.connect() as connection:
-                sql = await connection.scalar(
-                    sa.text("SELECT sql FROM sqlite_master WHERE name = 'engagements'")
-                )
-            assert "AUTOINCREMENT" in sql.upper()
+        await assert_ids_never_repeat(engine)
 
         await upgrade_engine(engine)
         tables, columns = await schema(engine)

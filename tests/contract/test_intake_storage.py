@@ -158,6 +158,18 @@ async def insert_with_columns_of_the_time(engine: AsyncEngine, engagement: Engag
         return int(result.scalar_one())
 
 
+async def assert_ids_never_repeat(engine: AsyncEngine) -> None:
+    """After a downgrade: SQLite's engagements table kept AUTOINCREMENT (a downgrade that
+    rebuilt it without would let ids of deleted engagements be used again)."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as connection:
+        sql = await connection.scalar(
+            sa.text("SELECT sql FROM sqlite_master WHERE name = 'engagements'")
+        )
+    assert "AUTOINCREMENT" in sql.upper()
+
+
 async def schema(engine: AsyncEngine) -> tuple[set[str], set[str]]:
     """The tables, and the engagements table's columns."""
     async with engine.connect() as connection:
@@ -205,13 +217,7 @@ async def test_0005_downgrades_and_upgrades_again_keeping_engagements(database_u
         await downgrade_engine(engine, "0004")
         tables, columns = await schema(engine)
         assert not INTAKE_TABLES & tables and not INTAKE_COLUMNS & columns
-        if engine.dialect.name == "sqlite":
-            # The downgrade must not rebuild the table without AUTOINCREMENT (ids never repeat).
-            async with engine.connect() as connection:
-                sql = await connection.scalar(
-                    sa.text("SELECT sql FROM sqlite_master WHERE name = 'engagements'")
-                )
-            assert "AUTOINCREMENT" in sql.upper()
+        await assert_ids_never_repeat(engine)
 
         await upgrade_engine(engine)
         tables, columns = await schema(engine)

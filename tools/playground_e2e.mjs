@@ -212,9 +212,12 @@ try {
   await step('alex-confirms-preview', alex, async () => {
     const preview = card(alex, 'Check your request').last();
     await preview.getByRole('button', { name: 'Confirm and send' }).click();
-    const submitted = card(alex, /Request FC-\d+ submitted/).first();
-    await submitted.waitFor();
-    result.ref = /Request (FC-\d+) submitted/.exec(await submitted.innerText())[1];
+    // The confirmation is the requester's live status card: the bot updates it in place as
+    // soon as the approver is named, so read the ref from whatever the cards show then rather
+    // than from one element that may be re-rendered under the locator.
+    await card(alex, /Request FC-\d+/).first().waitFor();
+    const shown = await alex.locator('.ac-adaptiveCard').allInnerTexts();
+    result.ref = shown.map((text) => /Request (FC-\d+)/.exec(text)).find(Boolean)[1];
     await card(alex, `${result.ref} is with ${options.approver} for approval`).first().waitFor();
   });
 
